@@ -1,0 +1,226 @@
+/* glint-worker: turns analysis_jobs rows into analyses. One thread, one libuv loop. */
+#include "handlers/api.h"
+#include "handlers/app.h"
+#include "handlers/migrate.h"
+#include "reactor/log.h"
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TICK_MS 250
+#define RELEASE_WAIT_MS 2000 /* after releasing jobs at the end of the grace period */
+
+typedef struct st_daemon_t {
+    gw_app_t app;
+    uv_timer_t tick;
+    uv_signal_t sigterm, sigint;
+    uint64_t grace_deadline, hard_deadline;
+    bool released, finished;
+    char worker_id[128];
+} daemon_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: glint-worker [serve]     run the daemon\n"
+                 "       glint-worker migrate     apply pending sql/ migrations and exit\n"
+                 "       glint-worker --version | --help\n\n");
+    gw_config_print_help(out);
+}
+
+static void make_worker_id(daemon_t *d)
+{
+    if (d->app.cfg->worker_id != NULL && *d->app.cfg->worker_id) {
+        snprintf(d->worker_id, sizeof(d->worker_id), "%s", d->app.cfg->worker_id);
+        return;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    snprintf(d->worker_id, sizeof(d->worker_id), "%s:%d:%04x", host, (int)getpid(), rand() & 0xffff);
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* ---- pg events ---- */
+
+static void on_pg_connect(void *data)
+{
+    daemon_t *d = data;
+    static bool first = true;
+    if (first) {
+        first = false;
+        gw_log_event(GW_LOG_INFO, NULL, NULL, (double)(uv_hrtime() / 1000000 - d->app.started_at_ms), "ready: worker %s, LISTEN active",
+                     d->worker_id);
+    }
+    gw_queue_on_connect(d->app.queue);
+}
+
+static void on_pg_notify(const char *channel, const char *payload, void *data)
+{
+    daemon_t *d = data;
+    gw_queue_on_notify(d->app.queue, channel, payload);
+}
+
+/* ---- shutdown, staged: stop claiming, let jobs finish within the grace period, release the rest, close ---- */
+
+static void close_handles(daemon_t *d)
+{
+    d->finished = true;
+    gw_server_stop(d->app.server);
+    uv_close((uv_handle_t *)&d->tick, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    gw_pg_close(d->app.pg);
+    gw_fetcher_close(d->app.fetcher);
+    uv_stop(d->app.loop); /* h2o's context is disposed after uv_run returns */
+}
+
+static void shutdown_step(daemon_t *d)
+{
+    uint64_t now = uv_now(d->app.loop);
+    size_t active = gw_queue_active(d->app.queue), writes = gw_queue_writes_inflight(d->app.queue);
+    if (active == 0 && writes == 0 && gw_pg_pending(d->app.pg) == 0) {
+        gw_info("shutdown: all jobs settled");
+        close_handles(d);
+    } else if (!d->released && now >= d->grace_deadline) {
+        gw_info("shutdown: grace period over, releasing %zu job(s)", active);
+        d->released = true;
+        d->hard_deadline = now + RELEASE_WAIT_MS;
+        gw_queue_release_all(d->app.queue);
+    } else if (d->released && now >= d->hard_deadline) {
+        gw_warn("shutdown: %zu job(s) and %zu write(s) unsettled; their leases will expire", active, writes);
+        close_handles(d);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    daemon_t *d = (daemon_t *)((char *)t - offsetof(daemon_t, tick));
+    gw_pg_tick(d->app.pg);
+    gw_queue_tick(d->app.queue);
+    if (d->app.draining && !d->finished)
+        shutdown_step(d);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    daemon_t *d = s->data;
+    if (d->app.draining) {
+        gw_warn("second signal: exiting now");
+        _exit(1);
+    }
+    gw_info("signal %d: draining (grace %ld ms)", signum, d->app.cfg->shutdown_grace_ms);
+    d->app.draining = true;
+    d->grace_deadline = uv_now(d->app.loop) + (uint64_t)d->app.cfg->shutdown_grace_ms;
+    gw_queue_stop_claiming(d->app.queue);
+    shutdown_step(d);
+}
+
+static int start_sources(daemon_t *d)
+{
+    gw_app_t *app = &d->app;
+    static const char *const channels[] = {"glint_jobs", "glint_cancel", NULL};
+    gw_pg_events_t ev = {on_pg_connect, NULL, on_pg_notify, d};
+    app->pg = gw_pg_create(app->loop, app->cfg->database_url, channels, &ev, (uint64_t)app->cfg->pg_query_timeout_ms);
+    app->fetcher = gw_fetcher_create(app->loop, 64);
+    gw_pipeline_t pipeline;
+    if (gw_pipeline_init(app, &pipeline) != 0)
+        return -1;
+    gw_queue_opts_t qo = {d->worker_id, (unsigned)app->cfg->max_concurrent_jobs, (unsigned)app->cfg->lease_seconds,
+                          (uint64_t)app->cfg->poll_interval_ms};
+    app->queue = gw_queue_create(app->loop, app->pg, &qo, &pipeline);
+    gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000};
+    if ((app->server = gw_server_create(app->loop, &so)) == NULL)
+        return -1;
+    gw_api_register(app);
+    if (uv_timer_init(app->loop, &d->tick) != 0 || uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS) != 0)
+        return -1;
+    uv_signal_init(app->loop, &d->sigterm);
+    uv_signal_init(app->loop, &d->sigint);
+    d->sigterm.data = d->sigint.data = d;
+    if (uv_signal_start(&d->sigterm, on_signal, SIGTERM) != 0 || uv_signal_start(&d->sigint, on_signal, SIGINT) != 0)
+        return -1;
+    gw_info("listening on %s:%d", app->cfg->host, gw_server_port(app->server));
+    return gw_pg_start(app->pg);
+}
+
+static int serve(gw_config_t *cfg)
+{
+    static daemon_t d; /* static: signal and timer callbacks reach it by address */
+    uv_loop_t loop;
+    memset(&d, 0, sizeof(d));
+    d.app.cfg = cfg;
+    d.app.loop = &loop;
+    d.app.started_at_ms = uv_hrtime() / 1000000;
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    make_worker_id(&d);
+    if (uv_loop_init(&loop) != 0)
+        return 1;
+    if (start_sources(&d) != 0) {
+        fprintf(stderr, "glint-worker: cannot start (see log)\n");
+        return 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    gw_server_dispose(d.app.server); /* runs uv_run itself */
+    uv_run(&loop, UV_RUN_DEFAULT);   /* remaining close callbacks */
+    gw_pipeline_dispose(&d.app);
+    gw_queue_free(d.app.queue);
+    int rc = uv_loop_close(&loop);
+    if (rc != 0)
+        gw_warn("loop closed with handles open: %s", uv_strerror(rc));
+    gw_info("stopped");
+    return rc == 0 ? 0 : 1;
+}
+
+static int migrate(gw_config_t *cfg)
+{
+    char err[512];
+    int applied;
+    if (gw_migrate(cfg->database_url, &applied, err, sizeof(err)) != 0) {
+        fprintf(stderr, "glint-worker: migrate: %s\n", err);
+        return 1;
+    }
+    gw_info("migrate: %d migration(s) applied, schema up to date", applied);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("glint-worker %s\n", GW_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
+        fprintf(stderr, "glint-worker: unknown command \"%s\" (try --help)\n", cmd);
+        return 2;
+    }
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    gw_config_t cfg;
+    char err[512];
+    if (gw_config_load(&cfg, ".env", true, err, sizeof(err)) != 0) {
+        fprintf(stderr, "glint-worker: %s\n", err);
+        return 2;
+    }
+    gw_log_init((gw_log_level_t)gw_log_parse_level(cfg.log_level), strcmp(cfg.log_format, "json") == 0);
+    int rc = strcmp(cmd, "migrate") == 0 ? migrate(&cfg) : serve(&cfg);
+    gw_config_free(&cfg);
+    gw_log_dispose();
+    return rc;
+}

@@ -10,6 +10,6 @@ typedef struct st_gw_embedded_t {
 } gw_embedded_t;
 
 extern const gw_embedded_t gw_migrations[]; /* sql/NNN_*.sql, sorted by name */
-extern const gw_embedded_t gw_assets[];     /* handlers/assets/* */
+extern const gw_embedded_t gw_assets[];     /* handlers/assets/ files */
 
 #endif

@@ -1,0 +1,26 @@
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+/* Process-wide counters and histograms rendered at /metrics (Prometheus text format 0.0.4). Single-threaded: the
+ * loop thread is the only writer and reader. */
+#include "handlers/app.h"
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct st_gw_buf_t {
+    char *data;
+    size_t len, cap;
+} gw_buf_t;
+
+void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* status 0 = no HTTP answer (connection error, timeout) */
+void gw_metrics_gemini_call(long status);
+void gw_metrics_tokens(const char *kind, long n); /* "prompt", "output", "thoughts" */
+void gw_metrics_stage(const char *stage, double seconds);
+void gw_metrics_retry(const char *what); /* "gemini", "job" … */
+void gw_metrics_count(const char *name); /* free-form event counter, e.g. "subprocess_timeout" */
+
+void gw_metrics_render(gw_app_t *app, gw_buf_t *out);
+void gw_metrics_reset(void); /* frees everything (clean exit) */
+
+#endif

@@ -1,0 +1,606 @@
+#include "handlers/queue.h"
+#include "reactor/log.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_WHILE_DOWN_MS 250
+#define DEPTH_REFRESH_MS 5000
+
+typedef enum en_claim_reason_t {
+    CLAIM_NOTIFY,  /* a glint_jobs notification */
+    CLAIM_CONNECT, /* catch-up after (re)connect */
+    CLAIM_POLL,    /* fallback poll */
+    CLAIM_REFILL,  /* the last batch was full, or a slot freed */
+} claim_reason_t;
+
+typedef struct st_gw_joblist_t {
+    gw_job_t **v;
+    size_t n, cap;
+} gw_joblist_t;
+
+struct st_gw_queue_t {
+    uv_loop_t *loop;
+    gw_pg_t *pg;
+    char *worker_id;
+    unsigned max_jobs, lease_seconds;
+    uint64_t poll_interval_ms;
+    gw_pipeline_t pipeline;
+    gw_job_t *jobs; /* held jobs, doubly linked */
+    size_t njobs;
+    bool claiming, claim_again, stopped;
+    claim_reason_t claim_reason;
+    uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
+    uint64_t next_depth_at;
+    bool heartbeat_inflight, reap_inflight, depth_inflight;
+    json_t *batch_rows;  /* completion rows waiting for the next write */
+    gw_joblist_t batch;  /* their jobs */
+    gw_joblist_t sent;   /* jobs whose completion write is in flight */
+    size_t writes_inflight;
+    gw_queue_stats_t stats;
+};
+
+static void claim(gw_queue_t *q, claim_reason_t reason);
+static void flush_completions(gw_queue_t *q);
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (d == NULL)
+        abort();
+    return d;
+}
+
+static bool result_ok(PGresult *res, ExecStatusType want)
+{
+    return res != NULL && PQresultStatus(res) == want;
+}
+
+/* ---- held jobs ---- */
+
+static void job_link(gw_queue_t *q, gw_job_t *job)
+{
+    job->next = q->jobs;
+    job->prev = NULL;
+    if (q->jobs != NULL)
+        q->jobs->prev = job;
+    q->jobs = job;
+    q->njobs++;
+}
+
+/* Forgets a job whose fate is settled in the database; frees a slot. */
+static void job_drop(gw_job_t *job)
+{
+    gw_queue_t *q = job->queue;
+    if (job->prev != NULL)
+        job->prev->next = job->next;
+    else
+        q->jobs = job->next;
+    if (job->next != NULL)
+        job->next->prev = job->prev;
+    q->njobs--;
+    json_decref(job->outcome);
+    free(job->video_url);
+    free(job);
+    if (!q->stopped)
+        claim(q, CLAIM_REFILL);
+}
+
+gw_job_t *gw_queue_find(gw_queue_t *q, const char *id)
+{
+    for (gw_job_t *j = q->jobs; j != NULL; j = j->next)
+        if (strcmp(j->id, id) == 0)
+            return j;
+    return NULL;
+}
+
+static void job_abort(gw_job_t *job)
+{
+    if (job->state != GW_JOB_RUNNING)
+        return;
+    job->state = GW_JOB_ABORTING;
+    job->queue->pipeline.abort(job, job->queue->pipeline.ctx);
+}
+
+/* ---- claim ---- */
+
+static gw_job_t *job_from_row(gw_queue_t *q, PGresult *res, int row)
+{
+    gw_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        abort();
+    snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(res, row, 0));
+    snprintf(job->user_id, sizeof(job->user_id), "%s", PQgetvalue(res, row, 1));
+    job->video_url = xstrdup(PQgetvalue(res, row, 2));
+    job->deep = strcmp(PQgetvalue(res, row, 3), "deep") == 0;
+    job->attempts = atoi(PQgetvalue(res, row, 4));
+    job->max_attempts = atoi(PQgetvalue(res, row, 5));
+    job->credits_charged = atoi(PQgetvalue(res, row, 6));
+    job->claimed_at_ms = uv_now(q->loop);
+    job->state = GW_JOB_RUNNING;
+    job->queue = q;
+    return job;
+}
+
+static void on_claimed(PGresult *res, const char *error, void *data)
+{
+    gw_queue_t *q = data;
+    int n = 0;
+    q->claiming = false;
+    if (!result_ok(res, PGRES_TUPLES_OK)) {
+        gw_warn("claim failed: %s", error ? error : PQresultErrorMessage(res));
+    } else {
+        n = PQntuples(res);
+        gw_job_t *batch[n > 0 ? n : 1];
+        for (int i = 0; i < n; i++) {
+            batch[i] = job_from_row(q, res, i);
+            job_link(q, batch[i]);
+            q->stats.claimed++;
+            if (batch[i]->deep)
+                q->stats.claimed_deep++;
+            else
+                q->stats.claimed_standard++;
+            if (q->claim_reason == CLAIM_POLL)
+                q->stats.claimed_by_poll++;
+        }
+        /* start after linking all: a pipeline that finishes synchronously may trigger a refill claim */
+        for (int i = 0; i < n; i++) {
+            gw_job_log(GW_LOG_DEBUG, batch[i]->id, "claimed (attempt %d/%d)", batch[i]->attempts, batch[i]->max_attempts);
+            q->pipeline.start(batch[i], q->pipeline.ctx);
+        }
+    }
+    if (q->claim_again || (res != NULL && n > 0)) {
+        q->claim_again = false;
+        claim(q, CLAIM_REFILL);
+    }
+}
+
+static void claim(gw_queue_t *q, claim_reason_t reason)
+{
+    if (q->stopped || !gw_pg_connected(q->pg))
+        return;
+    if (q->claiming) {
+        q->claim_again = true; /* coalesce: one claim in flight at a time */
+        return;
+    }
+    unsigned free_slots = q->max_jobs > q->njobs ? q->max_jobs - (unsigned)q->njobs : 0;
+    if (free_slots == 0)
+        return;
+    /* One prepared statement per batch size: a generic plan for LIMIT $n is markedly slower. */
+    char name[32], sql[1024], lease[16];
+    snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
+    snprintf(sql, sizeof(sql),
+             "UPDATE analysis_jobs j SET status = 'PROCESSING', locked_by = $1, attempts = j.attempts + 1,"
+             " started_at = clock_timestamp(), lease_expires_at = clock_timestamp() + make_interval(secs => $2::int),"
+             " stage = 'claimed', updated_at = clock_timestamp()"
+             " FROM (SELECT id FROM analysis_jobs WHERE status = 'PENDING' AND run_after <= now()"
+             " ORDER BY run_after LIMIT %u FOR UPDATE SKIP LOCKED) c WHERE j.id = c.id"
+             " RETURNING j.id, j.user_id, j.video_url, j.mode, j.attempts, j.max_attempts, j.credits_charged",
+             free_slots);
+    snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
+    const char *params[] = {q->worker_id, lease};
+    q->claiming = true;
+    q->claim_reason = reason;
+    q->next_poll_at = uv_now(q->loop) + q->poll_interval_ms;
+    gw_pg_query(q->pg, name, sql, 2, params, 0, on_claimed, q);
+}
+
+/* ---- outcomes ---- */
+
+static void joblist_push(gw_joblist_t *l, gw_job_t *job)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = realloc(l->v, l->cap * sizeof(gw_job_t *));
+        if (l->v == NULL)
+            abort();
+    }
+    l->v[l->n++] = job;
+}
+
+static bool res_has_id(PGresult *res, const char *id)
+{
+    for (int r = 0; res != NULL && r < PQntuples(res); r++)
+        if (strcmp(PQgetvalue(res, r, 0), id) == 0)
+            return true;
+    return false;
+}
+
+static void on_completed(PGresult *res, const char *error, void *data)
+{
+    gw_queue_t *q = data;
+    gw_joblist_t sent = q->sent;
+    memset(&q->sent, 0, sizeof(q->sent));
+    q->writes_inflight--;
+    bool ok = result_ok(res, PGRES_TUPLES_OK);
+    if (!ok) /* a statement error (connection loss is retried by pg): the leases expire and the reaper retries */
+        gw_error("storing %zu results failed: %s", sent.n, error ? error : PQresultErrorMessage(res));
+    for (size_t i = 0; i < sent.n; i++) {
+        gw_job_t *job = sent.v[i];
+        if (ok && res_has_id(res, job->id)) {
+            q->stats.completed++;
+            if (job->deep)
+                q->stats.completed_deep++;
+            else
+                q->stats.completed_standard++;
+            gw_job_log(GW_LOG_INFO, job->id, "completed");
+        } else if (ok) {
+            q->stats.lost++;
+            gw_job_log(GW_LOG_WARN, job->id, "result not stored: the job is no longer ours (cancelled or rescued)");
+        }
+        job_drop(job);
+    }
+    free(sent.v);
+    flush_completions(q);
+}
+
+/* Completions are batched: while one write is in flight, outcomes gather for the next (one statement each). */
+static void flush_completions(gw_queue_t *q)
+{
+    if (q->sent.n > 0)
+        return;
+    if (q->batch.n == 0)
+        return;
+    char *text = json_dumps(q->batch_rows, JSON_COMPACT);
+    if (text == NULL)
+        abort();
+    json_array_clear(q->batch_rows);
+    q->sent = q->batch;
+    memset(&q->batch, 0, sizeof(q->batch));
+    const char *params[] = {q->worker_id, text};
+    q->writes_inflight++;
+    /* idempotent (guarded by status and locked_by): safe to resend after a reconnect */
+    gw_pg_query(q->pg, "gw_complete", "SELECT glint_complete_jobs($1, $2::jsonb)", 2, params, GW_PG_RETRY, on_completed, q);
+    free(text);
+}
+
+static json_t *usage_value(const gw_usage_t *u, size_t off)
+{
+    long v = u != NULL ? *(const long *)((const char *)u + off) : -1;
+    return v >= 0 ? json_integer(v) : json_null();
+}
+
+void gw_job_complete(gw_job_t *job, json_t *result, const char *model, const gw_usage_t *usage, json_t *timings)
+{
+    gw_queue_t *q = job->queue;
+    if (job->state != GW_JOB_RUNNING) {
+        json_decref(result);
+        json_decref(timings);
+        if (job->state == GW_JOB_ABORTING)
+            gw_job_aborted(job);
+        return;
+    }
+    job->state = GW_JOB_FINISHING;
+    json_t *row = json_pack("{s:s, s:o, s:s?, s:o, s:o, s:o, s:o}", "id", job->id, "result", result, "model", model,
+                            "prompt_tokens", usage_value(usage, offsetof(gw_usage_t, prompt_tokens)), "output_tokens",
+                            usage_value(usage, offsetof(gw_usage_t, output_tokens)), "thoughts_tokens",
+                            usage_value(usage, offsetof(gw_usage_t, thoughts_tokens)), "timings",
+                            timings ? timings : json_null());
+    if (row == NULL)
+        abort();
+    json_array_append_new(q->batch_rows, row);
+    joblist_push(&q->batch, job);
+    flush_completions(q);
+}
+
+typedef struct st_fail_ctx_t {
+    gw_job_t *job;
+    bool retry;
+} fail_ctx_t;
+
+static void on_failed(PGresult *res, const char *error, void *data)
+{
+    fail_ctx_t *fc = data;
+    gw_job_t *job = fc->job;
+    gw_queue_t *q = job->queue;
+    q->writes_inflight--;
+    if (!result_ok(res, PGRES_TUPLES_OK)) {
+        gw_job_log(GW_LOG_ERROR, job->id, "recording the failure failed: %s", error ? error : PQresultErrorMessage(res));
+    } else if (PQgetisnull(res, 0, 0)) {
+        q->stats.lost++;
+        gw_job_log(GW_LOG_WARN, job->id, "failure not recorded: the job is no longer ours");
+    } else if (strcmp(PQgetvalue(res, 0, 0), "PENDING") == 0) {
+        q->stats.retried++;
+        uint64_t at = uv_now(q->loop) + (uint64_t)json_integer_value(json_object_get(job->outcome, "retry_ms"));
+        if (at < q->next_poll_at)
+            q->next_poll_at = at; /* a notification comes too early for run_after: poll when it is due */
+    } else {
+        q->stats.failed++;
+        if (job->deep)
+            q->stats.failed_deep++;
+        else
+            q->stats.failed_standard++;
+    }
+    free(fc);
+    job_drop(job);
+}
+
+void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t retry_ms)
+{
+    gw_queue_t *q = job->queue;
+    if (job->state != GW_JOB_RUNNING) {
+        if (job->state == GW_JOB_ABORTING)
+            gw_job_aborted(job);
+        return;
+    }
+    job->state = GW_JOB_FINISHING;
+    gw_job_log(retry_ms >= 0 ? GW_LOG_WARN : GW_LOG_ERROR, job->id, "%s: %s%s", code, message,
+               retry_ms >= 0 && job->attempts < job->max_attempts ? " (will retry)" : "");
+    char retry[24];
+    snprintf(retry, sizeof(retry), "%lld", (long long)retry_ms);
+    job->outcome = json_pack("{s:I}", "retry_ms", (json_int_t)(retry_ms >= 0 ? retry_ms : 0));
+    const char *params[] = {job->id, q->worker_id, code, message, retry_ms >= 0 ? retry : NULL};
+    fail_ctx_t *fc = calloc(1, sizeof(*fc));
+    if (fc == NULL)
+        abort();
+    fc->job = job;
+    q->writes_inflight++;
+    gw_pg_query(q->pg, "gw_fail", "SELECT glint_fail_job($1, $2, $3, $4, $5::bigint)", 5, params, GW_PG_RETRY, on_failed, fc);
+}
+
+static void on_released(PGresult *res, const char *error, void *data)
+{
+    gw_queue_t *q = data;
+    q->writes_inflight--;
+    if (!result_ok(res, PGRES_TUPLES_OK))
+        gw_error("releasing jobs failed: %s", error ? error : PQresultErrorMessage(res));
+    else
+        q->stats.released += PQntuples(res);
+}
+
+void gw_job_aborted(gw_job_t *job)
+{
+    if (job->state == GW_JOB_FINISHING)
+        return;
+    job_drop(job);
+}
+
+void gw_job_set_stage(gw_job_t *job, const char *stage)
+{
+    gw_queue_t *q = job->queue;
+    const char *params[] = {job->id, stage, q->worker_id};
+    gw_job_log(GW_LOG_DEBUG, job->id, "stage %s", stage);
+    gw_pg_query(q->pg, "gw_stage",
+                "UPDATE analysis_jobs SET stage = $2, updated_at = clock_timestamp()"
+                " WHERE id = $1 AND status = 'PROCESSING' AND locked_by = $3",
+                3, params, 0, NULL, NULL);
+}
+
+int64_t gw_job_retry_delay_ms(const gw_job_t *job, int64_t floor_ms)
+{
+    int shift = job->attempts > 0 ? job->attempts - 1 : 0;
+    int64_t cap = 2000LL << (shift < 8 ? shift : 8); /* 2 s, 4 s, 8 s … ~8.5 min */
+    int64_t d = cap / 2 + rand() % (cap / 2 + 1);
+    return d > floor_ms ? d : floor_ms;
+}
+
+/* ---- maintenance ---- */
+
+static char *ids_literal(gw_queue_t *q, bool include_finishing)
+{
+    size_t cap = q->njobs * 38 + 3, len = 0;
+    char *s = malloc(cap);
+    if (s == NULL)
+        abort();
+    s[len++] = '{';
+    for (gw_job_t *j = q->jobs; j != NULL; j = j->next) {
+        if (!include_finishing && j->state != GW_JOB_RUNNING)
+            continue;
+        if (len > 1)
+            s[len++] = ',';
+        memcpy(s + len, j->id, 36);
+        len += 36;
+    }
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
+}
+
+static void on_heartbeat(PGresult *res, const char *error, void *data)
+{
+    gw_queue_t *q = data;
+    q->heartbeat_inflight = false;
+    if (!result_ok(res, PGRES_TUPLES_OK)) {
+        gw_warn("heartbeat failed: %s", error ? error : PQresultErrorMessage(res));
+        return;
+    }
+    /* a running job missing from the answer was cancelled or rescued elsewhere: stop working on it */
+    for (gw_job_t *j = q->jobs, *next; j != NULL; j = next) {
+        next = j->next;
+        if (j->state == GW_JOB_RUNNING && !res_has_id(res, j->id)) {
+            q->stats.lost++;
+            gw_job_log(GW_LOG_WARN, j->id, "lease lost; aborting");
+            job_abort(j);
+        }
+    }
+}
+
+static void heartbeat(gw_queue_t *q)
+{
+    if (q->heartbeat_inflight || q->njobs == 0 || !gw_pg_connected(q->pg))
+        return;
+    char *ids = ids_literal(q, true), lease[16];
+    snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
+    const char *params[] = {ids, q->worker_id, lease};
+    q->heartbeat_inflight = true;
+    gw_pg_query(q->pg, "gw_heartbeat",
+                "UPDATE analysis_jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::int)"
+                " WHERE id = ANY($1::uuid[]) AND status = 'PROCESSING' AND locked_by = $2 RETURNING id",
+                3, params, 0, on_heartbeat, q);
+    free(ids);
+}
+
+static void on_reaped(PGresult *res, const char *error, void *data)
+{
+    gw_queue_t *q = data;
+    q->reap_inflight = false;
+    if (!result_ok(res, PGRES_TUPLES_OK)) {
+        gw_warn("reaper failed: %s", error ? error : PQresultErrorMessage(res));
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        q->stats.reaped++;
+        gw_job_log(GW_LOG_WARN, PQgetvalue(res, i, 0), "rescued an expired lease: now %s", PQgetvalue(res, i, 1));
+    }
+    if (PQntuples(res) > 0)
+        q->next_poll_at = uv_now(q->loop) + 1000; /* rescued jobs wait ~1 s of backoff */
+}
+
+static void reap(gw_queue_t *q)
+{
+    if (q->reap_inflight || !gw_pg_connected(q->pg))
+        return;
+    q->reap_inflight = true;
+    gw_pg_query(q->pg, "gw_reap", "SELECT id, new_status FROM glint_reap_expired(100)", 0, NULL, 0, on_reaped, q);
+}
+
+static void on_depth(PGresult *res, const char *error, void *data)
+{
+    gw_queue_t *q = data;
+    q->depth_inflight = false;
+    if (result_ok(res, PGRES_TUPLES_OK) && PQntuples(res) == 1) {
+        q->stats.queue_depth = atoll(PQgetvalue(res, 0, 0));
+        q->stats.oldest_pending_s = atof(PQgetvalue(res, 0, 1));
+    }
+}
+
+static void refresh_depth(gw_queue_t *q)
+{
+    if (q->depth_inflight || !gw_pg_connected(q->pg))
+        return;
+    q->depth_inflight = true;
+    gw_pg_query(q->pg, "gw_depth",
+                "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)"
+                " FROM analysis_jobs WHERE status = 'PENDING'",
+                0, NULL, 0, on_depth, q);
+}
+
+void gw_queue_tick(gw_queue_t *q)
+{
+    uint64_t now = uv_now(q->loop);
+    if (now >= q->next_depth_at) {
+        q->next_depth_at = now + DEPTH_REFRESH_MS;
+        refresh_depth(q);
+    }
+    if (now >= q->next_heartbeat_at) {
+        q->next_heartbeat_at = now + q->lease_seconds * 1000 / 3;
+        heartbeat(q);
+    }
+    if (q->stopped)
+        return;
+    if (now >= q->next_reap_at) {
+        q->next_reap_at = now + (q->lease_seconds * 1000 / 2 > 1000 ? q->lease_seconds * 1000 / 2 : 1000);
+        reap(q);
+    }
+    if (now >= q->next_poll_at) {
+        q->next_poll_at = now + (gw_pg_connected(q->pg) ? q->poll_interval_ms : POLL_WHILE_DOWN_MS);
+        claim(q, CLAIM_POLL);
+    }
+}
+
+/* ---- events ---- */
+
+void gw_queue_on_connect(gw_queue_t *q)
+{
+    /* notifications sent while we were away are lost: sweep now */
+    claim(q, CLAIM_CONNECT);
+    q->next_heartbeat_at = 0;
+}
+
+void gw_queue_on_notify(gw_queue_t *q, const char *channel, const char *payload)
+{
+    q->stats.notifications++;
+    if (strcmp(channel, "glint_jobs") == 0) {
+        claim(q, CLAIM_NOTIFY);
+    } else if (strcmp(channel, "glint_cancel") == 0) {
+        gw_job_t *job = gw_queue_find(q, payload);
+        if (job != NULL && job->state == GW_JOB_RUNNING) {
+            q->stats.cancelled++;
+            gw_job_log(GW_LOG_INFO, job->id, "cancelled: aborting in-flight work");
+            job_abort(job);
+        }
+    }
+}
+
+/* ---- lifecycle ---- */
+
+gw_queue_t *gw_queue_create(uv_loop_t *loop, gw_pg_t *pg, const gw_queue_opts_t *opts, const gw_pipeline_t *pipeline)
+{
+    gw_queue_t *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        abort();
+    q->loop = loop;
+    q->pg = pg;
+    q->worker_id = xstrdup(opts->worker_id);
+    q->max_jobs = opts->max_jobs;
+    q->lease_seconds = opts->lease_seconds;
+    q->poll_interval_ms = opts->poll_interval_ms;
+    q->pipeline = *pipeline;
+    q->batch_rows = json_array();
+    q->next_poll_at = uv_now(loop) + opts->poll_interval_ms;
+    return q;
+}
+
+void gw_queue_free(gw_queue_t *q)
+{
+    while (q->jobs != NULL) {
+        q->stopped = true;
+        job_drop(q->jobs);
+    }
+    json_decref(q->batch_rows);
+    free(q->batch.v);
+    free(q->sent.v);
+    free(q->worker_id);
+    free(q);
+}
+
+void gw_queue_stop_claiming(gw_queue_t *q)
+{
+    q->stopped = true;
+}
+
+void gw_queue_release_all(gw_queue_t *q)
+{
+    q->stopped = true;
+    char *ids = ids_literal(q, false);
+    if (strcmp(ids, "{}") != 0) {
+        const char *params[] = {ids, q->worker_id};
+        q->writes_inflight++;
+        /* back to PENDING without counting the attempt; the requeue trigger wakes another worker */
+        gw_pg_query(q->pg, "gw_release",
+                    "UPDATE analysis_jobs SET status = 'PENDING', attempts = greatest(attempts - 1, 0), locked_by = NULL,"
+                    " lease_expires_at = NULL, run_after = clock_timestamp(), stage = 'released', updated_at = clock_timestamp()"
+                    " WHERE id = ANY($1::uuid[]) AND status = 'PROCESSING' AND locked_by = $2 RETURNING id",
+                    2, params, GW_PG_RETRY, on_released, q);
+    }
+    free(ids);
+    for (gw_job_t *j = q->jobs, *next; j != NULL; j = next) {
+        next = j->next;
+        job_abort(j);
+    }
+}
+
+size_t gw_queue_active(const gw_queue_t *q)
+{
+    return q->njobs;
+}
+
+size_t gw_queue_writes_inflight(const gw_queue_t *q)
+{
+    return q->writes_inflight;
+}
+
+const gw_queue_stats_t *gw_queue_stats(const gw_queue_t *q)
+{
+    return &q->stats;
+}
+
+const char *gw_queue_worker_id(const gw_queue_t *q)
+{
+    return q->worker_id;
+}
+
+gw_pg_t *gw_queue_pg(const gw_queue_t *q)
+{
+    return q->pg;
+}

@@ -1,0 +1,99 @@
+#ifndef GW_QUEUE_H
+#define GW_QUEUE_H
+/* The job queue on PostgreSQL: batched claims (FOR UPDATE SKIP LOCKED), leases renewed in one statement per
+ * heartbeat, rescue of expired leases, and the terminal transitions (complete / fail + refund / retry / release).
+ * A pipeline (the real one, or a test one) does the work of each claimed job and reports one outcome. */
+#include "reactor/pg.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct st_gw_queue_t gw_queue_t;
+typedef struct st_gw_job_t gw_job_t;
+
+typedef enum en_gw_job_state_t {
+    GW_JOB_RUNNING,   /* the pipeline is working on it */
+    GW_JOB_ABORTING,  /* abort requested (cancel, lost lease, shutdown); waiting for gw_job_aborted */
+    GW_JOB_FINISHING, /* outcome reported; its database write is in flight */
+} gw_job_state_t;
+
+struct st_gw_job_t {
+    char id[37];
+    char user_id[37];
+    char *video_url;
+    bool deep;
+    int attempts, max_attempts, credits_charged;
+    uint64_t claimed_at_ms; /* loop time */
+    gw_job_state_t state;
+    gw_queue_t *queue;
+    void *pipeline_data; /* owned by the pipeline */
+    /* queue-private */
+    gw_job_t *next, *prev;
+    bool release_on_abort;
+    json_t *outcome;
+};
+
+typedef struct st_gw_pipeline_t {
+    /* Begins the work; the pipeline later reports exactly one of gw_job_complete / gw_job_fail, or — after an
+     * abort — gw_job_aborted. May report synchronously. */
+    void (*start)(gw_job_t *job, void *ctx);
+    /* Stops the work at once (kill subprocesses, cancel transfers); then gw_job_aborted (maybe synchronously). */
+    void (*abort)(gw_job_t *job, void *ctx);
+    void *ctx;
+} gw_pipeline_t;
+
+typedef struct st_gw_queue_opts_t {
+    const char *worker_id;
+    unsigned max_jobs;
+    unsigned lease_seconds;
+    uint64_t poll_interval_ms;
+} gw_queue_opts_t;
+
+typedef struct st_gw_queue_stats_t {
+    uint64_t claimed, completed, failed, retried, cancelled, released, lost, reaped;
+    uint64_t claimed_by_poll;  /* jobs a fallback poll found (a notification was missed) */
+    uint64_t claimed_standard, claimed_deep;
+    uint64_t completed_standard, completed_deep, failed_standard, failed_deep;
+    uint64_t notifications;
+    int64_t queue_depth;     /* PENDING jobs, refreshed every few seconds (never a query per scrape) */
+    double oldest_pending_s; /* age of the oldest PENDING job */
+} gw_queue_stats_t;
+
+gw_queue_t *gw_queue_create(uv_loop_t *loop, gw_pg_t *pg, const gw_queue_opts_t *opts, const gw_pipeline_t *pipeline);
+void gw_queue_free(gw_queue_t *q); /* after everything drained */
+
+/* Events from the connection. */
+void gw_queue_on_connect(gw_queue_t *q);
+void gw_queue_on_notify(gw_queue_t *q, const char *channel, const char *payload);
+/* Maintenance: heartbeat, reaper, fallback poll; call about every 250 ms. */
+void gw_queue_tick(gw_queue_t *q);
+
+/* Shutdown, staged: stop claiming; later release what still runs (back to PENDING, attempt not counted). */
+void gw_queue_stop_claiming(gw_queue_t *q);
+void gw_queue_release_all(gw_queue_t *q);
+/* Jobs held, in any state. */
+size_t gw_queue_active(const gw_queue_t *q);
+/* Outcome writes not yet acknowledged (shutdown waits for them). */
+size_t gw_queue_writes_inflight(const gw_queue_t *q);
+const gw_queue_stats_t *gw_queue_stats(const gw_queue_t *q);
+const char *gw_queue_worker_id(const gw_queue_t *q);
+gw_pg_t *gw_queue_pg(const gw_queue_t *q);
+/* Finds a held job (for diagnostics); NULL if not held here. */
+gw_job_t *gw_queue_find(gw_queue_t *q, const char *id);
+
+/* Outcomes, each reported once by the pipeline. result and timings are stolen. */
+typedef struct st_gw_usage_t {
+    long prompt_tokens, output_tokens, thoughts_tokens; /* < 0 = unknown */
+} gw_usage_t;
+void gw_job_complete(gw_job_t *job, json_t *result, const char *model, const gw_usage_t *usage, json_t *timings);
+/* retry_ms < 0: permanent (FAILED + refund). Otherwise back to PENDING after retry_ms while attempts remain. */
+void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t retry_ms);
+void gw_job_aborted(gw_job_t *job);
+/* Progress shown by /worker/jobs/{id}; fire-and-forget. */
+void gw_job_set_stage(gw_job_t *job, const char *stage);
+
+/* Exponential backoff with full jitter for transient failures (attempt counts from 1), at least floor_ms. */
+int64_t gw_job_retry_delay_ms(const gw_job_t *job, int64_t floor_ms);
+
+#endif

@@ -1,0 +1,135 @@
+#ifndef GW_YTDLP_H
+#define GW_YTDLP_H
+/* yt-dlp: URL intake (the SSRF guard), argv building, parsing of its -J output and of the subtitle files it writes, and
+ * mapping of its failures to error codes. Pure functions: nothing here spawns a process or touches the network;
+ * gw_ytdlp_load_transcript only reads files in the directory it is given.
+ *
+ * Error convention: functions return 0 on success and -1 on failure, with a stable error_code string
+ * ("invalid_url", "bad_metadata", "no_transcript", ...) and, where offered, a message a user can act on. Both point to
+ * static strings. Allocation failure aborts. */
+#include "handlers/video.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Hosts a video_url may name when ALLOWED_VIDEO_HOSTS is unset. Matching is exact (case-insensitive): no wildcards,
+ * no implicit subdomains, so "youtube.com.evil.com" and "evil.youtube.com" are both refused. */
+#define GW_YTDLP_DEFAULT_HOSTS                                                                                                     \
+    "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be,youtube-nocookie.com,www.youtube-nocookie.com"
+
+/* --sub-langs used when the caller passes NULL. The video's language is unknown before -J, and YouTube's
+ * automatic_captions lists a machine translation into ~100 languages, so "all" would mean ~100 downloads per job (and
+ * more bot-check exposure). Tradeoff chosen: every English track (manual "en", "en-GB", named "en-xyz" tracks, the
+ * English ASR, and English translations of non-English manual tracks, keyed "en-<src>"), plus the original-language
+ * ASR track of any language (yt-dlp keys it "<lang>-orig"). Not fetched: manual tracks in a non-English language (the
+ * "<lang>-orig" ASR track covers that language). Callers wanting e.g. Spanish can pass "es.*,en.*,.*-orig,-live_chat".
+ * Values are Python regexes matched in full, case-insensitively, by yt-dlp. */
+#define GW_YTDLP_DEFAULT_SUB_LANGS "en.*,.*-orig,-live_chat"
+
+/* --format for deep mode: at most 480p (Gemini samples video at low resolution anyway), falling back to the worst
+ * available stream when nothing <= 480p exists. */
+#define GW_YTDLP_DOWNLOAD_FORMAT "bv*[height<=480]+ba/b[height<=480]/wv*+ba/w"
+
+#define GW_YTDLP_MAX_URL 2048
+#define GW_YTDLP_ID_LEN 11
+/* Subtitle files larger than this are skipped rather than read into memory. */
+#define GW_YTDLP_MAX_SUB_BYTES (64u * 1024 * 1024)
+
+/* --- URL intake ---------------------------------------------------------------------------------------------------- */
+
+/* True when host (lower- or mixed-case, IPv6 literals with or without brackets) is one of the comma-separated entries
+ * of allowed_hosts_csv (NULL or "" means GW_YTDLP_DEFAULT_HOSTS). Exact, case-insensitive match; blanks around entries
+ * are ignored. */
+bool gw_ytdlp_host_allowed(const char *host, const char *allowed_hosts_csv);
+
+/* Validates a user-supplied video link and reduces it to the canonical form handed to yt-dlp.
+ *
+ * YouTube hosts (youtube.com and its subdomains, youtu.be, youtube-nocookie.com; each must also be allowed by
+ * allowed_hosts_csv): accepts watch?v=ID (extra parameters such as &t= and &list= are ignored), youtu.be/ID,
+ * /shorts/ID, /embed/ID, /live/ID, /v/ID, /e/ID, with or without http(s)://, on any allowed subdomain (m., music.).
+ * On success video_id_out holds the 11-character id and *canonical_url_out (malloc'd, caller frees) is
+ * "https://www.youtube.com/watch?v=ID".
+ *
+ * Other hosts: accepted only when named in allowed_hosts_csv explicitly (meant for tests pointing yt-dlp at a local
+ * page, e.g. "127.0.0.1"); for such a host an IP literal and any port are allowed, the link must carry an http(s)
+ * scheme, video_id_out is "" and the canonical URL is the input unchanged.
+ *
+ * Refused with error_code "invalid_url" and a user-facing message: empty or longer than GW_YTDLP_MAX_URL bytes; NUL,
+ * whitespace, control, backslash or non-ASCII bytes (homoglyph hosts); a leading '-' (option injection); schemes other
+ * than http/https; user:pass@; IP literals in any spelling (dotted, decimal "2130706433", hex "0x7f.1", octal, IPv6)
+ * unless explicitly allowed; a non-default port on a YouTube host; hosts not allowed; playlist, channel, search and
+ * other pages that are not a single video; malformed video ids. video_id_out must hold 12 bytes; error_code and
+ * error_message may be NULL. Returns 0 or -1. */
+int gw_ytdlp_normalize_url(const char *input, const char *allowed_hosts_csv, char *video_id_out, char **canonical_url_out,
+                           const char **error_code, const char **error_message);
+/* The same with an explicit length, so a NUL inside the first len bytes is seen and refused (JSON strings may hold one). */
+int gw_ytdlp_normalize_url_n(const char *input, size_t len, const char *allowed_hosts_csv, char *video_id_out,
+                             char **canonical_url_out, const char **error_code, const char **error_message);
+
+/* --- argv ------------------------------------------------------------------------------------------------------------ */
+
+/* The one combined metadata + subtitles run (one request burst to YouTube instead of two):
+ *   yt-dlp -J --no-simulate --skip-download --no-playlist --write-subs --write-auto-subs --sub-langs LANGS
+ *          --sub-format json3/vtt/best -o SCRATCH/sub.%(ext)s --no-warnings --no-progress --ignore-config
+ *          --socket-timeout 20 -- URL
+ * -J goes to stdout; subtitles land in scratch_dir as sub.<lang>.<ext>. ytdlp_path NULL means "yt-dlp" (PATH lookup);
+ * sub_langs NULL means GW_YTDLP_DEFAULT_SUB_LANGS. '%' in scratch_dir is escaped for yt-dlp's output template. The URL
+ * always follows "--". Returns a NULL-terminated, malloc'd vector (free with gw_argv_free), or NULL when url or
+ * scratch_dir is NULL. */
+char **gw_ytdlp_argv_fetch(const char *ytdlp_path, const char *url, const char *scratch_dir, const char *sub_langs);
+
+/* Deep mode's media download to SCRATCH/video.mp4 (format GW_YTDLP_DOWNLOAD_FORMAT, merged to mp4). max_filesize_bytes
+ * 0 means no limit; ffmpeg_path NULL means yt-dlp finds ffmpeg on PATH. Note that yt-dlp treats --max-filesize as
+ * "skip", not "fail": it exits 0 without writing the file, so the caller must check that the file exists. */
+char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const char *scratch_dir, uint64_t max_filesize_bytes,
+                              const char *ffmpeg_path);
+
+void gw_argv_free(char **argv); /* NULL-safe */
+
+/* --- metadata -------------------------------------------------------------------------------------------------------- */
+
+/* Parses yt-dlp's -J output. *out is overwritten (free with gw_video_meta_free; it is left empty on failure).
+ * id is required; title defaults to ""; channel falls back to uploader; duration is -1 when absent, null or negative;
+ * chapters without end_time end where the next one starts (or at the duration, else -1). Errors: "bad_metadata"
+ * (not JSON, not an object, no id), "invalid_url" (a playlist/multi-video result rather than one video). */
+int gw_ytdlp_parse_meta(const char *json, size_t len, gw_video_meta_t *out, const char **error_code);
+
+/* Refuses videos the pipeline cannot analyse, all permanent: live/upcoming/just-ended streams -> "live_stream",
+ * private -> "private_video", subscriber_only/premium_only -> "members_only", needs_auth (YouTube sets it for age-gated
+ * videos) -> "age_restricted". Unknown duration is never a reason to refuse. Returns 0 when the video is usable. */
+int gw_ytdlp_check_meta(const gw_video_meta_t *m, const char **error_code, const char **message);
+
+/* --- transcript ------------------------------------------------------------------------------------------------------ */
+
+/* Picks and parses the best subtitle file yt-dlp wrote into scratch_dir as sub.<lang>.{json3,vtt,srt}.
+ * Order: tracks whose language matches prefer_langs (in order; NULL-terminated, may be NULL), else the video's own
+ * language (meta->language, or when unknown the language of a "<lang>-orig" ASR track), else English; within those,
+ * manual before automatic; original before machine-translated (a "tlang=" track in json_from_J); json3 before vtt
+ * before srt. Tracks in other languages come last. Manual vs automatic is read from json_from_J's "subtitles" and
+ * "automatic_captions" keys (NULL: "-orig" tracks are automatic, others assumed manual). A file that fails to parse
+ * or holds no text is skipped for the next candidate. *out is overwritten; language is the track key without "-orig".
+ * None usable -> "no_transcript". */
+int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
+                             const char *json_from_J, gw_transcript_t *out, const char **error_code);
+
+/* Subtitle parsers, exported for tests and fuzzing. Each overwrites *out (source set, language NULL) and returns 0 even
+ * when no text was found (nsegments == 0), or -1 when buf is not that format. Segments are sorted by start (stable),
+ * text is single-line, whitespace-collapsed, trimmed, valid UTF-8 (invalid bytes become U+FFFD).
+ * json3: events[].{tStartMs,dDurationMs,segs[].utf8}; aAppend events and blank segments are skipped.
+ * vtt: WEBVTT header, BOM, CRLF/CR, NOTE/STYLE/REGION blocks, cue ids and settings, HH:MM:SS.mmm and MM:SS.mmm, inline
+ * tags and timestamps stripped, HTML entities decoded; srt: index lines, "," decimal separator, <font>/{\an8} tags.
+ * Both drop lines repeated from the previous cue (YouTube's rolling auto-captions), extending the earlier segment. */
+int gw_parse_json3(const char *buf, size_t len, gw_transcript_t *out);
+int gw_parse_vtt(const char *buf, size_t len, gw_transcript_t *out);
+int gw_parse_srt(const char *buf, size_t len, gw_transcript_t *out);
+
+/* --- failures -------------------------------------------------------------------------------------------------------- */
+
+/* Maps a failed run (its stderr and exit code; a negative exit code means killed by a signal) to an error code, a
+ * user-actionable message that never quotes stderr, and whether a retry may help. Permanent: private_video,
+ * video_unavailable, age_restricted, members_only, live_stream, invalid_url. Transient: bot_check, rate_limited,
+ * network_error, ytdlp_failed (anything unrecognised). stderr_text may be NULL. */
+void gw_ytdlp_classify_failure(const char *stderr_text, int exit_code, const char **error_code, const char **message,
+                               bool *transient);
+
+#endif

@@ -1,0 +1,208 @@
+"""Shared helpers for integration tests: a fresh database per test module on the ctest PostgreSQL fixture, and
+worker processes (the real binary) started against it. Standard library + Debian's python3-psycopg2 only."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import psycopg2
+import psycopg2.extras
+
+BIN = os.environ.get("GW_TEST_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SRC = os.environ.get("GW_TEST_SRC", os.path.join(os.path.dirname(__file__), ".."))
+STATE = os.environ.get("GW_PG_STATE", os.path.join(BIN, "tests", "pg.env"))
+API_KEY = "test-api-key-0123456789"
+
+_passed = 0
+_failed = 0
+
+
+def check(cond, what):
+    global _passed, _failed
+    if cond:
+        _passed += 1
+    else:
+        _failed += 1
+        print("CHECK failed: %s" % what, file=sys.stderr, flush=True)
+    return cond
+
+
+def report():
+    print("%d passed, %d failed" % (_passed, _failed), flush=True)
+    sys.exit(0 if _failed == 0 and _passed > 0 else 1)
+
+
+def pg_state():
+    env = {}
+    with open(STATE) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            env[k] = v
+    return env
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Database:
+    """A fresh database (dropped at close) on the fixture cluster."""
+
+    def __init__(self, name_hint):
+        st = pg_state()
+        self.host, self.port = st["PGHOST"], st["PGPORT"]
+        self.name = "t_%s_%s" % (re.sub(r"\W", "_", name_hint), uuid.uuid4().hex[:8])
+        admin = self.connect("postgres")
+        admin.autocommit = True
+        admin.cursor().execute('CREATE DATABASE "%s"' % self.name)
+        admin.close()
+        self.url = "postgresql:///%s?host=%s&port=%s&user=postgres" % (self.name, self.host, self.port)
+        self.conn = self.connect(self.name)
+        self.conn.autocommit = True
+
+    def connect(self, dbname):
+        return psycopg2.connect(host=self.host, port=self.port, user="postgres", dbname=dbname)
+
+    def q(self, sql, *args):
+        cur = self.conn.cursor()
+        cur.execute(sql, args)
+        return cur.fetchall() if cur.description else None
+
+    def one(self, sql, *args):
+        rows = self.q(sql, *args)
+        return rows[0][0] if rows else None
+
+    def close(self):
+        self.conn.close()
+        admin = self.connect("postgres")
+        admin.autocommit = True
+        admin.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name)
+        admin.close()
+
+
+def worker_env(db, **extra):
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": db.url,
+        "WORKER_API_KEY": API_KEY,
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        "LOG_LEVEL": "info",
+        "LEASE_SECONDS": "3",
+        "POLL_INTERVAL_MS": "5000",
+        "SHUTDOWN_GRACE_MS": "2000",
+    })
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Worker:
+    """A glint-worker process; its port is read from its 'listening on' log line."""
+
+    def __init__(self, db, binary="glint-worker-test", migrate=False, log_path=None, **extra):
+        self.env = worker_env(db, **extra)
+        path = os.path.join(BIN, "tests", binary) if binary.endswith("-test") else os.path.join(BIN, binary)
+        if migrate:
+            subprocess.run([path, "migrate"], env=self.env, check=True, capture_output=True, cwd="/tmp")
+        self.log_path = log_path or "/tmp/glint-worker-%s-%d.log" % (db.name, time.monotonic_ns())
+        self.log = open(self.log_path, "w+")
+        self.proc = subprocess.Popen([path], env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd="/tmp")
+        self.port = None
+        deadline = time.time() + 15
+        while time.time() < deadline and self.port is None:
+            m = re.search(r"listening on [^:]+:(\d+)", self.read_log())
+            if m:
+                self.port = int(m.group(1))
+            elif self.proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.01)
+        if self.port is None:
+            raise RuntimeError("worker did not start:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def wait_ready(self, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if "LISTEN active" in self.read_log():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def http(self, method, path, body=None, headers=None, timeout=10):
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.port, path), data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode(), dict(r.headers)
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(), dict(e.headers)
+
+    def json(self, method, path, key=API_KEY, **kw):
+        headers = {"X-API-Key": key} if key else {}
+        st, body, _ = self.http(method, path, headers=headers, **kw)
+        try:
+            return st, json.loads(body)
+        except ValueError:
+            return st, body
+
+    def metric(self, name):
+        _, text, _ = self.http("GET", "/metrics")
+        total = 0.0
+        found = False
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+                found = True
+        return total if found else None
+
+    def send(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def wait_for(pred, timeout=20, interval=0.02):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return pred()
+
+
+def migrate(db):
+    subprocess.run([os.path.join(BIN, "glint-worker"), "migrate"], env=worker_env(db), check=True,
+                   capture_output=True, cwd="/tmp")
+
+
+def insert_jobs(db, urls, mode="standard", user=None):
+    user = user or str(uuid.uuid4())
+    cur = db.conn.cursor()
+    psycopg2.extras.execute_values(cur, "INSERT INTO analysis_jobs (user_id, video_url, mode) VALUES %s RETURNING id",
+                                   [(user, u, mode) for u in urls], page_size=len(urls) or 1)
+    return [r[0] for r in cur.fetchall()]

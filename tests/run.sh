@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite (unit + integration against a throwaway PostgreSQL).
+#   tests/run.sh                  normal build in build/
+#   GW_SANITIZE=1 tests/run.sh    ASan+UBSan build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${GW_SANITIZE:-0}" = 1 ]; then
+    dir=build-asan
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=ON >/dev/null
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+    dir=build
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$dir" -j"$(nproc)"
+ctest --test-dir "$dir" --output-on-failure -j2 "$@"
