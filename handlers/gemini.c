@@ -674,7 +674,8 @@ int gw_gemini_parse_response(const char *body, size_t len, gw_gemini_reply_t *ou
 {
     memset(out, 0, sizeof(*out));
     json_t *root = body != NULL ? json_loadb(body, len, 0, NULL) : NULL;
-    if (!json_is_object(root)) {
+    /* An error envelope is not an answer (classify it with gw_gemini_classify_http instead). */
+    if (!json_is_object(root) || json_object_get(root, "error") != NULL) {
         out->outcome = GW_GEMINI_MALFORMED;
         json_decref(root);
         return -1;

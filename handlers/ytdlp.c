@@ -639,6 +639,36 @@ char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const cha
     return argv;
 }
 
+static bool lang_tag_ok(const char *l)
+{
+    size_t n = strlen(l);
+    if (n == 0 || n > 35 || l[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(is_alpha((unsigned char)l[i]) || is_digit((unsigned char)l[i]) || l[i] == '-'))
+            return false;
+    return true;
+}
+
+char *gw_ytdlp_sub_langs(const char *const *prefer_langs)
+{
+    static const char region[] = "-(?-i:[A-Z]{2}),";
+    gw_buf_t b = {0};
+    for (size_t i = 0; prefer_langs != NULL && prefer_langs[i] != NULL; i++) {
+        const char *l = prefer_langs[i];
+        if (!lang_tag_ok(l))
+            continue;
+        buf_putn(&b, l, strlen(l));
+        buf_putc(&b, ',');
+        if (strchr(l, '-') == NULL) {
+            buf_putn(&b, l, strlen(l));
+            buf_putn(&b, region, sizeof(region) - 1);
+        }
+    }
+    buf_putn(&b, GW_YTDLP_DEFAULT_SUB_LANGS, strlen(GW_YTDLP_DEFAULT_SUB_LANGS));
+    return b.p;
+}
+
 void gw_argv_free(char **argv)
 {
     if (argv == NULL)
@@ -1134,7 +1164,16 @@ static void lines_free(char **v, size_t n)
  * line twice (first as the bottom line, then as the top one), which would otherwise double the transcript. */
 static size_t rolling_overlap(char **prev, size_t nprev, char **cur, size_t ncur)
 {
-    for (size_t k = nprev < ncur ? nprev : ncur; k > 0; k--) {
+    size_t k = 0;
+    if (nprev == ncur) {
+        while (k < ncur && strcmp(prev[k], cur[k]) == 0)
+            k++;
+        if (k == ncur)
+            return k; /* the same cue again */
+    }
+    /* Rolling captions overlap by a line or two; the cap keeps a hostile file with huge cues linear. */
+    size_t most = nprev < ncur ? nprev : ncur;
+    for (k = most < 16 ? most : 16; k > 0; k--) {
         size_t j = 0;
         while (j < k && strcmp(prev[nprev - k + j], cur[j]) == 0)
             j++;
@@ -1515,13 +1554,15 @@ int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *met
     n = list_candidates(d, &c);
     closedir(d);
     json_t *root = json_from_J != NULL ? json_loads(json_from_J, 0, NULL) : NULL;
-    qsort(c, n, sizeof(*c), cand_cmp); /* by format and name for now, so own_language() is deterministic */
+    if (n > 1)
+        qsort(c, n, sizeof(*c), cand_cmp); /* by format and name for now, so own_language() is deterministic */
     char *own = own_language(meta, c, n);
     for (i = 0; i < n; i++) {
         track_kind(root, c[i].lang, &c[i].automatic, &c[i].translated);
         c[i].rank = lang_rank(c[i].lang, prefer_langs, own);
     }
-    qsort(c, n, sizeof(*c), cand_cmp);
+    if (n > 1)
+        qsort(c, n, sizeof(*c), cand_cmp);
     for (i = 0; i < n && ret != 0; i++) {
         if (parse_candidate(scratch_dir, &c[i], out) != 0)
             continue;
@@ -1578,7 +1619,12 @@ static const gw_failure_rule_t failure_rules[] = {
      "live_stream",
      false,
      "This is a live stream or premiere that has not finished. Submit it again after it has ended."},
-    {{"Video unavailable", "has been removed", "is not available", "no longer available", "does not exist", NULL},
+    {{"Requested format is not available", NULL},
+     "format_unavailable",
+     false,
+     "YouTube offers no downloadable format for this video. Try the standard analysis mode instead."},
+    {{"Video unavailable", "has been removed", "is not available", "no longer available", "does not exist",
+      "available in your country"},
      "video_unavailable",
      false,
      "This video is unavailable (removed, blocked, or never existed). Check that the link plays in a browser."},

@@ -17,14 +17,19 @@
 #define GW_YTDLP_DEFAULT_HOSTS                                                                                                     \
     "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be,youtube-nocookie.com,www.youtube-nocookie.com"
 
-/* --sub-langs used when the caller passes NULL. The video's language is unknown before -J, and YouTube's
- * automatic_captions lists a machine translation into ~100 languages, so "all" would mean ~100 downloads per job (and
- * more bot-check exposure). Tradeoff chosen: every English track (manual "en", "en-GB", named "en-xyz" tracks, the
- * English ASR, and English translations of non-English manual tracks, keyed "en-<src>"), plus the original-language
- * ASR track of any language (yt-dlp keys it "<lang>-orig"). Not fetched: manual tracks in a non-English language (the
- * "<lang>-orig" ASR track covers that language). Callers wanting e.g. Spanish can pass "es.*,en.*,.*-orig,-live_chat".
- * Values are Python regexes matched in full, case-insensitively, by yt-dlp. */
-#define GW_YTDLP_DEFAULT_SUB_LANGS "en.*,.*-orig,-live_chat"
+/* --sub-langs used when the caller passes NULL. Entries are Python regexes that yt-dlp matches in full and
+ * case-insensitively against the keys of "subtitles" and "automatic_captions" (manual wins when both have a key).
+ * The video's language is unknown before -J, and "all" would mean ~100 downloads per job: automatic_captions offers
+ * the ASR track machine-translated into every language (keys "de", "fr", ...) plus, for each manual track, its
+ * translation into every language (keys "<target>-<source>", e.g. "en-de"). Tradeoff chosen, at most ~4 files:
+ *   en                  manual English, else the English ASR (or its machine translation for a non-English video)
+ *   en-(?-i:[A-Z]{2})   regional manual English ("en-GB", "en-US"); case-sensitive so that the per-manual-track
+ *                       translations "en-de", "en-fr", ... (dozens on popular videos) are not fetched
+ *   .*-orig             the untranslated ASR track in the video's own language, whatever it is
+ * Not fetched: manual tracks in other languages and named English tracks ("en-xyz..."): a non-English video without
+ * ASR therefore has no transcript (fall back to audio). Callers wanting e.g. Spanish can pass "es,en,.*-orig".
+ * Checked against yt-dlp 2023.03.04's own selection code. */
+#define GW_YTDLP_DEFAULT_SUB_LANGS "en,en-(?-i:[A-Z]{2}),.*-orig,-live_chat"
 
 /* --format for deep mode: at most 480p (Gemini samples video at low resolution anyway), falling back to the worst
  * available stream when nothing <= 480p exists. */
@@ -84,6 +89,11 @@ char **gw_ytdlp_argv_fetch(const char *ytdlp_path, const char *url, const char *
 char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const char *scratch_dir, uint64_t max_filesize_bytes,
                               const char *ffmpeg_path);
 
+/* A --sub-langs value that also fetches prefer_langs (NULL-terminated, may be NULL), e.g. {"es", NULL} ->
+ * "es,es-(?-i:[A-Z]{2}),<GW_YTDLP_DEFAULT_SUB_LANGS>". Entries that are not plain language tags (letters, digits and
+ * '-', at most 35 bytes) are skipped so configuration cannot inject a regex. Returns a malloc'd string. */
+char *gw_ytdlp_sub_langs(const char *const *prefer_langs);
+
 void gw_argv_free(char **argv); /* NULL-safe */
 
 /* --- metadata -------------------------------------------------------------------------------------------------------- */
@@ -102,13 +112,13 @@ int gw_ytdlp_check_meta(const gw_video_meta_t *m, const char **error_code, const
 /* --- transcript ------------------------------------------------------------------------------------------------------ */
 
 /* Picks and parses the best subtitle file yt-dlp wrote into scratch_dir as sub.<lang>.{json3,vtt,srt}.
- * Order: tracks whose language matches prefer_langs (in order; NULL-terminated, may be NULL), else the video's own
- * language (meta->language, or when unknown the language of a "<lang>-orig" ASR track), else English; within those,
- * manual before automatic; original before machine-translated (a "tlang=" track in json_from_J); json3 before vtt
- * before srt. Tracks in other languages come last. Manual vs automatic is read from json_from_J's "subtitles" and
- * "automatic_captions" keys (NULL: "-orig" tracks are automatic, others assumed manual). A file that fails to parse
- * or holds no text is skipped for the next candidate. *out is overwritten; language is the track key without "-orig".
- * None usable -> "no_transcript". */
+ * Wanted languages, best first: prefer_langs in order (NULL-terminated, may be NULL), the video's own language
+ * (meta->language, or when unknown the language of a "<lang>-orig" ASR track), English; an exact tag beats a primary
+ * subtag match ("en-GB" for "en"). Order: tracks in a wanted language before others; then manual before automatic;
+ * then by wanted-language rank; then original before machine-translated ("tlang=" in its json_from_J URL); then
+ * json3, vtt, srt. Manual vs automatic comes from json_from_J's "subtitles" / "automatic_captions" (NULL or unparsable:
+ * "-orig" tracks are automatic, others assumed manual). A file that fails to parse or holds no text is skipped for the
+ * next one. *out is overwritten; its language is the track key without "-orig". None usable -> "no_transcript". */
 int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
                              const char *json_from_J, gw_transcript_t *out, const char **error_code);
 
@@ -127,7 +137,8 @@ int gw_parse_srt(const char *buf, size_t len, gw_transcript_t *out);
 
 /* Maps a failed run (its stderr and exit code; a negative exit code means killed by a signal) to an error code, a
  * user-actionable message that never quotes stderr, and whether a retry may help. Permanent: private_video,
- * video_unavailable, age_restricted, members_only, live_stream, invalid_url. Transient: bot_check, rate_limited,
+ * video_unavailable, age_restricted, members_only, live_stream, invalid_url, format_unavailable (download runs: no
+ * format matched GW_YTDLP_DOWNLOAD_FORMAT). Transient: bot_check, rate_limited,
  * network_error, ytdlp_failed (anything unrecognised). stderr_text may be NULL. */
 void gw_ytdlp_classify_failure(const char *stderr_text, int exit_code, const char **error_code, const char **message,
                                bool *transient);

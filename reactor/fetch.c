@@ -1,6 +1,7 @@
 #include "reactor/fetch.h"
 #include "reactor/log.h"
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -101,6 +102,49 @@ static int set_cloexec(int fd)
     if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
         return -errno;
     return 0;
+}
+
+/* Open descriptors as a bitmap (bit set = open), from /proc/self/fd; NULL when unreadable. */
+static unsigned char *fd_snapshot(size_t *nbytes)
+{
+    DIR *d = opendir("/proc/self/fd");
+    unsigned char *bits = NULL;
+    *nbytes = 0;
+    if (d == NULL)
+        return NULL;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(d))
+            continue;
+        if ((size_t)fd / 8 >= *nbytes) {
+            size_t n = (size_t)fd / 8 + 64;
+            bits = xrealloc(bits, n);
+            memset(bits + *nbytes, 0, n - *nbytes);
+            *nbytes = n;
+        }
+        bits[fd / 8] |= (unsigned char)(1u << (fd % 8));
+    }
+    closedir(d);
+    return bits;
+}
+
+/* curl 7.88 creates its wakeup socketpair inside curl_multi_init without CLOEXEC and never shows it to us:
+ * mark every descriptor that appeared during the call. */
+static CURLM *multi_init_cloexec(void)
+{
+    size_t nb, na;
+    unsigned char *before = fd_snapshot(&nb);
+    CURLM *m = curl_multi_init();
+    unsigned char *after = fd_snapshot(&na);
+    for (size_t i = 0; i < na * 8; i++) {
+        bool was = i / 8 < nb && (before[i / 8] & (1u << (i % 8)));
+        if ((after[i / 8] & (1u << (i % 8))) && !was && set_cloexec((int)i) != 0)
+            gw_warn("fetch: cannot set FD_CLOEXEC on curl's descriptor %zu", i);
+    }
+    free(before);
+    free(after);
+    return m;
 }
 
 /* --- fetcher: sockets, timer, reaping --- */
@@ -371,7 +415,7 @@ gw_fetcher_t *gw_fetcher_create(uv_loop_t *loop, long max_connects)
     }
     gw_fetcher_t *f = xcalloc(sizeof(*f));
     f->loop = loop;
-    if ((f->multi = curl_multi_init()) == NULL)
+    if ((f->multi = multi_init_cloexec()) == NULL)
         abort();
     if (max_connects <= 0)
         max_connects = GW_FETCH_DEFAULT_MAX_CONNECTS;

@@ -277,6 +277,15 @@ static bool is_tchar(int c)
            (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
 }
 
+/* No CR/LF (header injection) nor other controls but HTAB. */
+static bool value_allowed(const char *value)
+{
+    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return false;
+    return true;
+}
+
 /* ---- responses ---- */
 
 static void add_no_store(h2o_req_t *req)
@@ -296,6 +305,10 @@ static void send_response(gw_server_t *s, h2o_req_t *req, int status, const char
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     req->res.content_length = bodyless ? SIZE_MAX : body.len;
+    if (content_type != NULL && !value_allowed(content_type)) {
+        gw_warn("http: dropping a Content-Type with control characters");
+        content_type = NULL;
+    }
     if (content_type != NULL && !bodyless) {
         h2o_iovec_t ct = h2o_strdup(&req->pool, content_type, SIZE_MAX);
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, ct.base, ct.len, 1);
@@ -375,13 +388,10 @@ void gw_http_respond_error(gw_http_req_t *r, int status, const char *code, const
 static bool header_allowed(const char *name, const char *value)
 {
     static const char *framing[] = {"content-length", "transfer-encoding", "connection"};
-    if (*name == '\0')
+    if (*name == '\0' || !value_allowed(value))
         return false;
     for (const char *p = name; *p != '\0'; p++)
         if (!is_tchar((unsigned char)*p))
-            return false;
-    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++)
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
             return false;
     for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
         if (strcasecmp(name, framing[i]) == 0)
@@ -573,34 +583,43 @@ static bool parse_query(gw_http_req_t *r, char **p, const char *q, size_t len)
     }
 }
 
-/* Copies everything a handler may read into one allocation, so it outlives h2o's request if need be. */
-static gw_http_req_t *snapshot(h2o_req_t *req, const gw_match_t *m)
+/* Allocates r with room for every array and string snapshot() copies (decoding never grows a string). */
+static gw_http_req_t *snapshot_alloc(const h2o_req_t *req, const gw_match_t *m, const char **q, size_t *qlen)
 {
-    const char *q = NULL;
-    size_t qlen = 0, npairs = 0, nparams = m->route->nparams, nhdr = req->headers.size + 1;
+    size_t npairs = 0, nhdr = req->headers.size + 1;
     size_t strings = req->method.len + m->path_len + req->entity.len + 3 + sizeof("host") + req->authority.len + 1;
 
+    *q = NULL;
+    *qlen = 0;
     if (req->query_at != SIZE_MAX) {
-        q = req->path.base + req->query_at + 1;
-        qlen = req->path.len - req->query_at - 1;
+        *q = req->path.base + req->query_at + 1;
+        *qlen = req->path.len - req->query_at - 1;
         npairs = 1;
-        for (size_t i = 0; i < qlen; i++)
-            npairs += q[i] == '&';
-        strings += qlen + 2 * npairs;
+        for (size_t i = 0; i < *qlen; i++)
+            npairs += (*q)[i] == '&';
+        strings += *qlen + 2 * npairs;
     }
     for (size_t i = 0; i < m->nsegs; i++)
         strings += strlen(m->segs[i]) + 1;
     for (size_t i = 0; i < req->headers.size; i++)
         strings += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
 
+    size_t nparams = m->route->nparams;
     gw_http_req_t *r = gw_calloc(1, sizeof(*r) + nparams * sizeof(char *) + (npairs + nhdr) * sizeof(gw_pair_t) + strings);
     char *p = (char *)(r + 1);
     r->params = (const char **)p;
-    p += nparams * sizeof(char *);
-    r->query = (gw_pair_t *)p;
-    p += npairs * sizeof(gw_pair_t);
-    r->headers = (gw_pair_t *)p;
-    p += nhdr * sizeof(gw_pair_t);
+    r->query = (gw_pair_t *)(p + nparams * sizeof(char *));
+    r->headers = r->query + npairs;
+    return r;
+}
+
+/* Copies everything a handler may read into one allocation, so it outlives h2o's request if need be. */
+static gw_http_req_t *snapshot(h2o_req_t *req, const gw_match_t *m)
+{
+    const char *q;
+    size_t qlen;
+    gw_http_req_t *r = snapshot_alloc(req, m, &q, &qlen);
+    char *p = (char *)(r->headers + req->headers.size + 1);
 
     r->method = put(&p, req->method.base, req->method.len);
     r->path = put(&p, req->path.base, m->path_len);
@@ -614,7 +633,8 @@ static gw_http_req_t *snapshot(h2o_req_t *req, const gw_match_t *m)
         const char *name = put(&p, h->name->base, h->name->len); /* h2o lower-cases names */
         r->headers[r->nheaders++] = (gw_pair_t){name, put(&p, h->value.base, h->value.len)};
     }
-    if (req->authority.len != 0) /* h2o moves Host out of the header list */
+    /* h2o moves Host out of the header list, and substitutes its host config's name when there was none */
+    if (req->authority.len != 0 && (req->hostconf == NULL || req->authority.base != req->hostconf->authority.hostport.base))
         r->headers[r->nheaders++] = (gw_pair_t){put(&p, "host", 4), put(&p, req->authority.base, req->authority.len)};
     if (q != NULL && !parse_query(r, &p, q, qlen)) {
         free(r);

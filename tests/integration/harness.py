@@ -97,7 +97,7 @@ def worker_env(db, **extra):
         "DATABASE_URL": db.url,
         "WORKER_API_KEY": API_KEY,
         "HOST": "127.0.0.1",
-        "PORT": "0",
+        "PORT": str(free_port()),
         "LOG_LEVEL": "info",
         "LEASE_SECONDS": "3",
         "POLL_INTERVAL_MS": "5000",
@@ -118,17 +118,16 @@ class Worker:
         self.log_path = log_path or "/tmp/glint-worker-%s-%d.log" % (db.name, time.monotonic_ns())
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen([path], env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd="/tmp")
-        self.port = None
+        self.port = int(self.env["PORT"])
         deadline = time.time() + 15
-        while time.time() < deadline and self.port is None:
-            m = re.search(r"listening on [^:]+:(\d+)", self.read_log())
-            if m:
-                self.port = int(m.group(1))
-            elif self.proc.poll() is not None:
-                break
-            else:
-                time.sleep(0.01)
-        if self.port is None:
+        up = False
+        while time.time() < deadline and not up and self.proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                up = True
+            except OSError:
+                time.sleep(0.005)
+        if not up:
             raise RuntimeError("worker did not start:\n" + self.read_log())
 
     def read_log(self):

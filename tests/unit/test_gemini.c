@@ -300,6 +300,7 @@ static void test_parse_failures(void)
                    GW_GEMINI_EMPTY, NULL);
     expect_outcome("not json", GW_GEMINI_MALFORMED, "gemini_bad_response");
     expect_outcome("[1,2]", GW_GEMINI_MALFORMED, NULL);
+    expect_outcome("{\"error\":{\"code\":503,\"status\":\"UNAVAILABLE\"}}", GW_GEMINI_MALFORMED, NULL);
     expect_outcome("{\"candidates\":{}}", GW_GEMINI_MALFORMED, NULL);
     expect_outcome("{\"candidates\":[{\"content\":{\"parts\":\"x\"},\"finishReason\":\"STOP\"}]}", GW_GEMINI_MALFORMED, NULL);
     /* STOP but the JSON is cut short (the stand-in's truncated_json fault). */

@@ -389,6 +389,12 @@ static void test_post(cconn_t *c)
     CHECK_INT(r.status, 200);
     CHECK_INT(r.body_len, 0);
     rfree(&r);
+
+    /* HTTP/1.0 without Host: no made-up Host value reaches the handler */
+    CHECK_INT(request(c, "GET /items/a/sub/b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r), 0);
+    CHECK_INT(r.status, 200);
+    CHECK(r.body != NULL && strstr(r.body, "\nhost=(null)\n") != NULL);
+    rfree(&r);
 }
 
 static void test_async(cconn_t *c)
@@ -667,6 +673,39 @@ static void *client_main(void *arg)
     return NULL;
 }
 
+/* Phase 2 (io_timeout_ms = 200): slow clients are dropped. */
+static void *timeout_client_main(void *arg)
+{
+    resp_t r;
+    cconn_t *c = cconnect();
+    csend_str(c, "GET /health HTTP/1.1\r\nHost: t\r\n"); /* headers never finished */
+    double t0 = now_ms();
+    CHECK(sees_eof(c));
+    double dt = now_ms() - t0;
+    CHECK(dt >= 150 && dt < 3000);
+    cclose(c);
+
+    c = cconnect();
+    t0 = now_ms();
+    CHECK(request(c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc", &r) != 0); /* body never finished */
+    CHECK(now_ms() - t0 < 3000);
+    rfree(&r);
+    cclose(c);
+
+    c = cconnect();
+    CHECK_INT(request(c, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 0);
+    rfree(&r);
+    t0 = now_ms();
+    CHECK(sees_eof(c)); /* idle keep-alive */
+    dt = now_ms() - t0;
+    CHECK(dt >= 150 && dt < 3000);
+    cclose(c);
+
+    if (uv_async_send(&stop_async) != 0)
+        abort();
+    return NULL;
+}
+
 static void test_ct_equal(void)
 {
     CHECK(gw_http_ct_equal("secret-key", "secret-key"));
@@ -736,6 +775,22 @@ int main(void)
     CHECK_INT(pending_after_run, 1);
     CHECK_INT(conns_after_run, 1);
     CHECK(had_held);
+    CHECK_INT(uv_loop_close(&loop), 0);
+
+    CHECK_INT(uv_loop_init(&loop), 0);
+    gw_server_opts_t slow = {"127.0.0.1", 0, 0, 200};
+    CHECK((server = gw_server_create(&loop, &slow)) != NULL);
+    if (server == NULL)
+        return check_report();
+    port = gw_server_port(server);
+    CHECK_INT(gw_server_route(server, "GET", "/health", h_health, NULL), 0);
+    CHECK_INT(gw_server_route(server, "POST", "/echo", h_echo, NULL), 0);
+    CHECK_INT(uv_async_init(&loop, &stop_async, on_stop_async), 0);
+    CHECK_INT(pthread_create(&client, NULL, timeout_client_main, NULL), 0);
+    CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_INT(pthread_join(client, NULL), 0);
+    CHECK_INT(gw_server_connections(server), 0);
+    gw_server_dispose(server);
     CHECK_INT(uv_loop_close(&loop), 0);
     gw_log_dispose();
     return check_report();

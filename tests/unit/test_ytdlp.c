@@ -14,6 +14,22 @@ extern char **environ;
 
 static char src_dir[PATH_MAX / 2]; /* tests/ in the source tree */
 
+typedef struct st_gw_buf_t_test {
+    char *p;
+    size_t len, cap;
+} gw_buf_t_test;
+
+static void test_puts(gw_buf_t_test *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->len, s, n + 1);
+    b->len += n;
+}
+
 static void init_src_dir(void)
 {
     const char *env = getenv("GW_TEST_SRC");
@@ -372,6 +388,14 @@ static void test_argv(void)
     CHECK(argv_find(a, "--max-filesize") < 0);
     CHECK(argv_find(a, "--ffmpeg-location") < 0);
     gw_argv_free(a);
+
+    static const char *const prefs[] = {"es", "pt-BR", "", ".*", "x|y", "-es", "de", NULL};
+    char *langs = gw_ytdlp_sub_langs(prefs);
+    CHECK_STR(langs, "es,es-(?-i:[A-Z]{2}),pt-BR,de,de-(?-i:[A-Z]{2})," GW_YTDLP_DEFAULT_SUB_LANGS);
+    free(langs);
+    langs = gw_ytdlp_sub_langs(NULL);
+    CHECK_STR(langs, GW_YTDLP_DEFAULT_SUB_LANGS);
+    free(langs);
 
     CHECK(gw_ytdlp_argv_fetch(NULL, NULL, "/tmp", NULL) == NULL);
     CHECK(gw_ytdlp_argv_download(NULL, CANON, NULL, 0, NULL) == NULL);
@@ -738,6 +762,9 @@ static void test_classify(void)
         {"ERROR: [Errno 104] Connection reset by peer", 1, "network_error", true},
         {"socket.gaierror: getaddrinfo failed", 1, "network_error", true},
         {"ERROR: Unsupported URL: https://example.com/", 1, "invalid_url", false},
+        {"ERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats", 1,
+         "format_unavailable", false},
+        {"ERROR: [youtube] abc: The uploader has not made this video available in your country", 1, "video_unavailable", false},
         {"Traceback (most recent call last):\n  KeyError: 'streamingData'", 1, "ytdlp_failed", true},
         {"", -11, "ytdlp_failed", true},
         {NULL, 2, "ytdlp_failed", true},
@@ -935,6 +962,81 @@ static void test_fake_ytdlp(void)
     unsetenv("FAKE_YTDLP_LOG");
 }
 
+/* Cues of thousands of lines, each repeating the previous cue: must stay fast and come out once. */
+static void test_vtt_pathological(void)
+{
+    gw_buf_t_test b = {0};
+    test_puts(&b, "WEBVTT\n\n");
+    for (int cue = 0; cue < 50; cue++) {
+        test_puts(&b, "00:00:01.000 --> 00:00:02.000\n");
+        for (int line = 0; line < 2000; line++)
+            test_puts(&b, line % 2 ? "same line\n" : "<c>other</c> &amp; line\n");
+        test_puts(&b, "\n");
+    }
+    gw_transcript_t t;
+    CHECK_INT(gw_parse_vtt(b.p, b.len, &t), 0);
+    CHECK_INT(t.nsegments, 1);
+    gw_transcript_free(&t);
+    free(b.p);
+}
+
+/* Deterministic mutations of every fixture through every parser: no crash, no leak, valid UTF-8 out. */
+static void fuzz_one(const char *buf, size_t len)
+{
+    gw_transcript_t t;
+    gw_video_meta_t m;
+    const char *code;
+    int (*parsers[])(const char *, size_t, gw_transcript_t *) = {gw_parse_json3, gw_parse_vtt, gw_parse_srt};
+    for (int p = 0; p < 3; p++) {
+        if (parsers[p](buf, len, &t) == 0) {
+            for (size_t i = 0; i < t.nsegments; i++) {
+                json_t *js = json_string(t.segments[i].text);
+                if (js == NULL || t.segments[i].text[0] == '\0' || (i > 0 && t.segments[i].start_ms < t.segments[i - 1].start_ms))
+                    CHECK(!"bad segment");
+                json_decref(js);
+            }
+        }
+        gw_transcript_free(&t);
+    }
+    if (gw_ytdlp_parse_meta(buf, len, &m, &code) == 0)
+        gw_ytdlp_check_meta(&m, &code, NULL);
+    gw_video_meta_free(&m);
+    char id[12], *canon;
+    size_t ulen = len < 3000 ? len : 3000;
+    if (gw_ytdlp_normalize_url_n(buf, ulen, NULL, id, &canon, &code, NULL) == 0)
+        free(canon);
+}
+
+static void test_fuzz_smoke(void)
+{
+    static const char *const names[] = {"manual.json3", "quirks.vtt", "rolling.vtt", "sample.srt", "meta_ok.json", NULL};
+    static const char alphabet[] = "<>&;#:.,-\n\r \"{}[]0123456789\xc3\xa9\xff\x00";
+    unsigned seed = 12345;
+    int runs = 0;
+    for (int f = 0; names[f] != NULL; f++) {
+        size_t len;
+        char *orig = fixture(names[f], &len);
+        if (orig == NULL)
+            continue;
+        char *buf = malloc(len + 1);
+        for (int iter = 0; iter < 400; iter++, runs++) {
+            memcpy(buf, orig, len);
+            size_t n = len;
+            for (int k = 0; k < 1 + iter % 8; k++) {
+                seed = seed * 1103515245u + 12345u;
+                size_t pos = (seed >> 8) % n;
+                buf[pos] = alphabet[(seed >> 20) % (sizeof(alphabet) - 1)];
+            }
+            if (iter % 5 == 0)
+                n = (seed >> 4) % (len + 1); /* truncation */
+            fuzz_one(buf, n);
+        }
+        free(buf);
+        free(orig);
+    }
+    CHECK(runs >= 2000);
+}
+
 int main(void)
 {
     init_src_dir();
@@ -947,6 +1049,8 @@ int main(void)
     test_json3();
     test_vtt();
     test_srt();
+    test_vtt_pathological();
+    test_fuzz_smoke();
     test_load_transcript();
     test_classify();
     test_fake_ytdlp();

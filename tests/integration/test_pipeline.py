@@ -1,0 +1,150 @@
+"""Standard mode end to end: the production binary with the fake yt-dlp and the Gemini stand-in, real PostgreSQL."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+from harness import SRC, Database, Worker, check, migrate, report, wait_for
+
+KEY = "AIzaTestKey-0123456789abcdef"
+tmp = tempfile.mkdtemp(prefix="glint-pipe-")
+work_dir = os.path.join(tmp, "work")
+os.mkdir(work_dir)
+ytlog = os.path.join(tmp, "ytdlp.log")
+port_file = os.path.join(tmp, "gemini.port")
+gem = subprocess.Popen([sys.executable, os.path.join(SRC, "standins", "fake_gemini.py"), "--port", "0", "--port-file",
+                        port_file, "--api-key", KEY, "--control"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10)
+gport = int(open(port_file).read())
+gbase = "http://127.0.0.1:%d" % gport
+
+
+def control(path, body=None):
+    req = urllib.request.Request(gbase + path, data=json.dumps(body).encode() if body is not None else None,
+                                 method="POST" if body is not None else "GET", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+db = Database("pipeline")
+w = None
+
+
+def run_job(url, max_attempts=3, timeout=30, user=None):
+    user = user or str(uuid.uuid4())
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 10) ON CONFLICT DO NOTHING", user)
+    jid = db.one("SELECT glint_enqueue_job(%s, %s)", user, url)
+    db.q("UPDATE analysis_jobs SET max_attempts = %s WHERE id = %s", max_attempts, jid)
+    wait_for(lambda: db.one("SELECT status FROM analysis_jobs WHERE id = %s", jid) in ("COMPLETED", "FAILED"), timeout)
+    return jid, db.q("SELECT status, error_code, attempts FROM analysis_jobs WHERE id = %s", jid)[0]
+
+
+def refunds(jid):
+    return db.one("SELECT count(*) FROM credit_ledger WHERE job_id = %s AND reason = 'refund'", jid)
+
+
+try:
+    migrate(db)
+    w = Worker(db, binary="glint-worker", YTDLP_PATH=os.path.join(SRC, "standins", "fake-yt-dlp"),
+               GEMINI_BASE_URL=gbase, GEMINI_API_KEY=KEY, WORK_DIR=work_dir, FAKE_YTDLP_LOG=ytlog,
+               YTDLP_TIMEOUT_MS=1500, GEMINI_TIMEOUT_MS=3000, GEMINI_MAX_RETRIES=2, LEASE_SECONDS=10)
+    check(w.wait_ready(), "worker ready")
+
+    # the happy path
+    jid, row = run_job("https://www.youtube.com/watch?v=ok000000000&list=PL123&t=42s")
+    check(row == ("COMPLETED", None, 1), "ok -> COMPLETED: %r" % (row,))
+    res, model, pt, ot, timings = db.q("SELECT result, model, prompt_tokens, output_tokens, timings FROM analysis_results"
+                                       " WHERE job_id = %s", jid)[0]
+    check(all(k in res for k in ("title", "summary", "keyTakeaways", "timeline", "keywords")), "result fields: %s" % res.keys())
+    check("visualAudit" not in res, "no visualAudit in standard mode")
+    check(len(res["timeline"]) > 0 and all(":" in e["timestamp"] for e in res["timeline"]), "timeline timestamps")
+    check(model and pt and pt > 0 and ot and ot > 0, "model and token counts stored: %s %s %s" % (model, pt, ot))
+    check("metadata" in timings and "analyze" in timings, "per-stage timings: %s" % timings)
+    stats = control("/_control/stats")
+    body = stats["generate_bodies"][-1] if stats.get("generate_bodies") else {}
+    text = json.dumps(body)
+    check("[00:" in text and "responseSchema" in text, "transcript markers and schema sent")
+    check("temperature" not in text and "thinkingBudget" not in text, "no deprecated sampling params")
+    check(not stats.get("violations"), "no protocol violations: %s" % stats.get("violations"))
+    runs = [json.loads(l) for l in open(ytlog)]
+    argv = runs[-1]["argv"]
+    check("--" in argv and argv[argv.index("--") + 1] == "https://www.youtube.com/watch?v=ok000000000", "-- before the URL")
+    check(runs[-1].get("parent") != "sh", "no shell between worker and yt-dlp: %s" % runs[-1].get("parent"))
+    st, body = w.json("GET", "/worker/jobs/%s" % jid)
+    check(st == 200 and body["result"]["summary"] and body["stage"] == "done", "API shows the result")
+
+    # VTT-only and rolling auto captions, and unknown duration
+    for vid in ("vtt_only000", "auto_only00", "no_duration"):
+        _, row = run_job("https://youtu.be/" + vid)
+        check(row[0] == "COMPLETED", "%s -> COMPLETED: %r" % (vid, row))
+
+    # permanent yt-dlp failures: FAILED + one refund, no retry
+    for vid, code in (("private0000", "private_video"), ("unavailable", "video_unavailable"), ("age00000000", "age_restricted"),
+                      ("members0000", "members_only"), ("live0000000", "live_stream"), ("no_subs0000", "no_transcript")):
+        jid, row = run_job("https://youtu.be/" + vid)
+        check(row == ("FAILED", code, 1) and refunds(jid) == 1, "%s -> %s once, refunded: %r" % (vid, code, row))
+
+    # transient: bot check, hang (timeout), crash -> retried, then FAILED + one refund
+    for vid, code in (("bot_check00", "bot_check"), ("hang0000000", "ytdlp_timeout")):
+        jid, row = run_job("https://youtu.be/" + vid, max_attempts=2, timeout=40)
+        check(row == ("FAILED", code, 2) and refunds(jid) == 1, "%s -> retried then %s: %r" % (vid, code, row))
+
+    # hostile URLs never reach yt-dlp
+    before = len(open(ytlog).readlines())
+    for url in ("--exec=id", "-o /tmp/x https://youtu.be/ok000000000", "file:///etc/passwd", "http://169.254.169.254/latest",
+                "https://youtube.com.evil.com/watch?v=ok000000000", "https://www.youtube.com/playlist?list=PL123"):
+        jid, row = run_job(url)
+        check(row == ("FAILED", "invalid_url", 1) and refunds(jid) == 1, "%r -> invalid_url: %r" % (url, row))
+    check(len(open(ytlog).readlines()) == before, "yt-dlp never ran for hostile URLs")
+
+    # Gemini faults
+    cases = [({"faults": ["429_retry"], "fault_count": 1}, "COMPLETED", None),
+             ({"faults": ["503"], "fault_count": 1}, "COMPLETED", None),
+             ({"faults": ["max_tokens"], "fault_count": 1}, "COMPLETED", None),
+             ({"faults": ["truncated_json"], "fault_count": 1}, "COMPLETED", None),
+             ({"faults": ["bad_timestamps"], "fault_count": 1}, "COMPLETED", None),
+             ({"faults": ["429_day"]}, "FAILED", "gemini_quota_exhausted"),
+             ({"faults": ["blocked"]}, "FAILED", "content_blocked")]
+    for fault, want, code in cases:
+        control("/_control/reset", {})
+        control("/_control", fault)
+        jid, row = run_job("https://youtu.be/ok000000000", max_attempts=1)
+        check(row[0] == want and row[1] == code, "gemini %s -> %s/%s: %r" % (fault["faults"], want, code, row))
+        if want == "FAILED":
+            check(refunds(jid) == 1, "refunded once")
+        else:
+            r = db.one("SELECT result FROM analysis_results WHERE job_id = %s", jid)
+            check(r and len(r["timeline"]) > 0, "valid result after %s" % fault["faults"])
+    control("/_control/reset", {})
+
+    # cancel mid-analysis aborts the Gemini transfer
+    control("/_control", {"latency_ms": 20000})
+    user = str(uuid.uuid4())
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 1)", user)
+    jid = db.one("SELECT glint_enqueue_job(%s, 'https://youtu.be/ok000000000')", user)
+    check(wait_for(lambda: db.one("SELECT stage FROM analysis_jobs WHERE id = %s", jid) == "analyze", 10), "analyzing")
+    st, _ = w.json("POST", "/worker/jobs/%s/cancel" % jid, body=b"")
+    t0 = time.time()
+    check(st == 200, "cancel accepted")
+    check(wait_for(lambda: w.json("GET", "/health", key=None)[1]["active_jobs"] == 0, 5), "aborted within 5 s")
+    print("cancel -> aborted in %.3f s" % (time.time() - t0))
+    check(db.one("SELECT balance FROM user_credits WHERE user_id = %s", user) == 1, "credit refunded")
+    control("/_control/reset", {})
+
+    check(wait_for(lambda: os.listdir(work_dir) == [], 5), "every scratch dir removed: %s" % os.listdir(work_dir))
+    check(db.one("SELECT count(*) FROM analysis_jobs WHERE status = 'PROCESSING'") == 0, "nothing stuck in PROCESSING")
+    log = w.read_log()
+    check(KEY not in log, "the API key never appears in the log")
+    check(w.stop() == 0, "clean exit")
+    w = None
+finally:
+    if w:
+        w.stop()
+    gem.terminate()
+    gem.wait()
+    db.close()
+report()
