@@ -203,6 +203,10 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(cmd, "--config-markdown") == 0) { /* the README's configuration table */
+        gw_config_print_markdown(stdout);
+        return 0;
+    }
     if (strcmp(cmd, "--version") == 0) {
         printf("glint-worker %s\n", GW_VERSION);
         return 0;

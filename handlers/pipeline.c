@@ -186,7 +186,17 @@ static void on_ytdlp(gw_proc_t *p, const gw_proc_result_t *r, void *data)
 static void start_fetch(run_t *run)
 {
     gw_config_t *cfg = run->app->cfg;
-    char **argv = gw_ytdlp_argv_fetch(cfg->ytdlp_path, run->url, run->scratch, NULL);
+    /* TRANSCRIPT_LANGS must reach yt-dlp too, or a non-English preference is never downloaded */
+    char *sub_langs = NULL;
+    if (cfg->transcript_langs != NULL && *cfg->transcript_langs != '\0') {
+        char **langs = split_langs(cfg->transcript_langs);
+        sub_langs = gw_ytdlp_sub_langs((const char *const *)langs);
+        for (char **p = langs; *p != NULL; p++)
+            free(*p);
+        free(langs);
+    }
+    char **argv = gw_ytdlp_argv_fetch(cfg->ytdlp_path, run->url, run->scratch, sub_langs);
+    free(sub_langs);
     gw_proc_opts_t o = {(const char *const *)argv, run->scratch, NULL, (uint64_t)cfg->ytdlp_timeout_ms, 0, YTDLP_OUT_CAP, 0};
     run->state = RUN_FETCH;
     stage_begin(run, "metadata");
