@@ -65,11 +65,11 @@ static void on_health(gw_http_req_t *r, void *data)
 {
     gw_app_t *app = data;
     bool up = gw_pg_connected(app->pg);
-    json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "status", up ? "healthy" : "unhealthy", "active_jobs",
-                          (json_int_t)gw_queue_active(app->queue), "max_concurrent", (json_int_t)app->cfg->max_concurrent_jobs,
-                          "database", up ? "connected" : "unreachable", "draining", app->draining, "worker_id",
-                          gw_queue_worker_id(app->queue), "version", GW_VERSION, "uptime_s",
-                          (json_int_t)((uv_hrtime() / 1000000 - app->started_at_ms) / 1000));
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:s, s:b, s:s, s:s, s:I}", "status", up ? "healthy" : "unhealthy", "active_jobs",
+                  (json_int_t)gw_queue_active(app->queue), "max_concurrent", (json_int_t)app->cfg->max_concurrent_jobs, "database",
+                  up ? "connected" : "unreachable", "draining", app->draining, "worker_id", gw_queue_worker_id(app->queue),
+                  "version", GW_VERSION, "uptime_s", (json_int_t)((uv_hrtime() / 1000000 - app->started_at_ms) / 1000));
     char *s = json_dumps(o, JSON_COMPACT);
     gw_http_respond_json(r, up ? 200 : 503, s);
     free(s);
@@ -158,8 +158,7 @@ static void on_job_cancel(gw_http_req_t *r, void *data)
     if (!job_request_ok(app, r))
         return;
     const char *params[] = {gw_http_param(r, 0)};
-    gw_pg_query(app->pg, "gw_api_cancel", "SELECT status, changed FROM glint_cancel_job($1::uuid)", 1, params, 0,
-                on_cancel_row, r);
+    gw_pg_query(app->pg, "gw_api_cancel", "SELECT status, changed FROM glint_cancel_job($1::uuid)", 1, params, 0, on_cancel_row, r);
 }
 
 void gw_api_register(gw_app_t *app)

@@ -60,8 +60,8 @@ static void on_pg_connect(void *data)
     static bool first = true;
     if (first) {
         first = false;
-        gw_log_event(GW_LOG_INFO, NULL, NULL, (double)(uv_hrtime() / 1000000 - d->app.started_at_ms), "ready: worker %s, LISTEN active",
-                     d->worker_id);
+        gw_log_event(GW_LOG_INFO, NULL, NULL, (double)(uv_hrtime() / 1000000 - d->app.started_at_ms),
+                     "ready: worker %s, LISTEN active", d->worker_id);
     }
     gw_queue_on_connect(d->app.queue);
 }

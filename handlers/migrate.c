@@ -28,8 +28,9 @@ static int apply_one(PGconn *c, const gw_embedded_t *m, char *err, size_t errlen
     const char *params[] = {m->name};
     if (!exec_ok(c, "BEGIN", 0, NULL, err, errlen) ||
         !exec_ok(c, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ")", 0, NULL, err, errlen) ||
-        !exec_ok(c, "CREATE TABLE IF NOT EXISTS glint_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-                 0, NULL, err, errlen))
+        !exec_ok(
+            c, "CREATE TABLE IF NOT EXISTS glint_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            0, NULL, err, errlen))
         goto fail;
     PGresult *r = PQexecParams(c, "SELECT 1 FROM glint_migrations WHERE name = $1", 1, NULL, params, NULL, NULL, 0);
     bool done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;

@@ -42,9 +42,9 @@ typedef struct st_run_t {
     gw_transcript_t tr;
     size_t bounds[MAX_CHUNKS + 1], nchunks, chunk;
     json_t *partials[MAX_CHUNKS];
-    unsigned attempt;  /* Gemini attempts for the current call */
-    bool reasked;      /* the model's JSON was unusable once already */
-    bool big_budget;   /* MAX_TOKENS seen: asking with a bigger output budget */
+    unsigned attempt; /* Gemini attempts for the current call */
+    bool reasked;     /* the model's JSON was unusable once already */
+    bool big_budget;  /* MAX_TOKENS seen: asking with a bigger output budget */
     gw_usage_t usage;
     char model_version[96];
     json_t *timings;

@@ -33,9 +33,9 @@ struct st_gw_queue_t {
     uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
     uint64_t next_depth_at;
     bool heartbeat_inflight, reap_inflight, depth_inflight;
-    json_t *batch_rows;  /* completion rows waiting for the next write */
-    gw_joblist_t batch;  /* their jobs */
-    gw_joblist_t sent;   /* jobs whose completion write is in flight */
+    json_t *batch_rows; /* completion rows waiting for the next write */
+    gw_joblist_t batch; /* their jobs */
+    gw_joblist_t sent;  /* jobs whose completion write is in flight */
     size_t writes_inflight;
     gw_queue_stats_t stats;
 };
@@ -274,8 +274,7 @@ void gw_job_complete(gw_job_t *job, json_t *result, const char *model, const gw_
     json_t *row = json_pack("{s:s, s:o, s:s?, s:o, s:o, s:o, s:o}", "id", job->id, "result", result, "model", model,
                             "prompt_tokens", usage_value(usage, offsetof(gw_usage_t, prompt_tokens)), "output_tokens",
                             usage_value(usage, offsetof(gw_usage_t, output_tokens)), "thoughts_tokens",
-                            usage_value(usage, offsetof(gw_usage_t, thoughts_tokens)), "timings",
-                            timings ? timings : json_null());
+                            usage_value(usage, offsetof(gw_usage_t, thoughts_tokens)), "timings", timings ? timings : json_null());
     if (row == NULL)
         abort();
     json_array_append_new(q->batch_rows, row);

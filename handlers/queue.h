@@ -52,7 +52,7 @@ typedef struct st_gw_queue_opts_t {
 
 typedef struct st_gw_queue_stats_t {
     uint64_t claimed, completed, failed, retried, cancelled, released, lost, reaped;
-    uint64_t claimed_by_poll;  /* jobs a fallback poll found (a notification was missed) */
+    uint64_t claimed_by_poll; /* jobs a fallback poll found (a notification was missed) */
     uint64_t claimed_standard, claimed_deep;
     uint64_t completed_standard, completed_deep, failed_standard, failed_deep;
     uint64_t notifications;

@@ -12,7 +12,7 @@ typedef struct st_gw_chapter_t {
 } gw_chapter_t;
 
 typedef struct st_gw_video_meta_t {
-    char *id;           /* e.g. "dQw4w9WgXcQ" */
+    char *id; /* e.g. "dQw4w9WgXcQ" */
     char *title;
     char *channel;      /* channel or uploader; may be NULL */
     double duration;    /* seconds; < 0 when the extractor did not say */
@@ -33,12 +33,12 @@ typedef struct st_gw_segment_t {
 typedef struct st_gw_transcript_t {
     gw_segment_t *segments;
     size_t nsegments;
-    char *language;  /* language of the chosen track, may be NULL */
-    bool automatic;  /* auto-generated captions */
-    char *source;    /* "json3", "vtt", "srt", "audio" */
+    char *language; /* language of the chosen track, may be NULL */
+    bool automatic; /* auto-generated captions */
+    char *source;   /* "json3", "vtt", "srt", "audio" */
 } gw_transcript_t;
 
-void gw_video_meta_free(gw_video_meta_t *m);     /* frees members, not m itself; NULL-safe */
-void gw_transcript_free(gw_transcript_t *t);     /* frees members, not t itself; NULL-safe */
+void gw_video_meta_free(gw_video_meta_t *m); /* frees members, not m itself; NULL-safe */
+void gw_transcript_free(gw_transcript_t *t); /* frees members, not t itself; NULL-safe */
 
 #endif

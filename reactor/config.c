@@ -6,9 +6,18 @@
 #include <string.h>
 
 #define OFF(f) offsetof(gw_config_t, f)
-#define STR(n, d, req, sec, f, h) {n, GW_CFG_STRING, d, 0, 0, NULL, req, sec, OFF(f), h}
-#define LNG(n, d, lo, hi, f, h) {n, GW_CFG_LONG, d, lo, hi, NULL, false, false, OFF(f), h}
-#define ENM(n, d, ch, f, h) {n, GW_CFG_ENUM, d, 0, 0, ch, false, false, OFF(f), h}
+#define STR(n, d, req, sec, f, h)                                                                                                  \
+    {                                                                                                                              \
+        n, GW_CFG_STRING, d, 0, 0, NULL, req, sec, OFF(f), h                                                                       \
+    }
+#define LNG(n, d, lo, hi, f, h)                                                                                                    \
+    {                                                                                                                              \
+        n, GW_CFG_LONG, d, lo, hi, NULL, false, false, OFF(f), h                                                                   \
+    }
+#define ENM(n, d, ch, f, h)                                                                                                        \
+    {                                                                                                                              \
+        n, GW_CFG_ENUM, d, 0, 0, ch, false, false, OFF(f), h                                                                       \
+    }
 
 const gw_config_var_t gw_config_vars[] = {
     STR("DATABASE_URL", NULL, true, true, database_url,
@@ -34,8 +43,8 @@ const gw_config_var_t gw_config_vars[] = {
     STR("FFMPEG_PATH", "ffmpeg", false, false, ffmpeg_path, "ffmpeg executable"),
     STR("FFPROBE_PATH", "ffprobe", false, false, ffprobe_path, "ffprobe executable"),
     STR("ALLOWED_VIDEO_HOSTS",
-        "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be,youtube-nocookie.com,www.youtube-nocookie.com",
-        false, false, allowed_video_hosts, "comma-separated hosts a video_url may name (SSRF guard)"),
+        "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be,youtube-nocookie.com,www.youtube-nocookie.com", false,
+        false, allowed_video_hosts, "comma-separated hosts a video_url may name (SSRF guard)"),
     STR("TRANSCRIPT_LANGS", "", false, false, transcript_langs,
         "comma-separated caption languages to prefer (default: the video's own, then English)"),
     STR("WORK_DIR", "/tmp", false, false, work_dir, "scratch space for per-job directories, always cleaned"),

@@ -46,12 +46,12 @@ typedef enum en_gw_config_type_t {
 typedef struct st_gw_config_var_t {
     const char *name;
     gw_config_type_t type;
-    const char *def; /* NULL = no default */
-    long min, max;   /* GW_CFG_LONG */
+    const char *def;     /* NULL = no default */
+    long min, max;       /* GW_CFG_LONG */
     const char *choices; /* GW_CFG_ENUM */
     bool required;
-    bool secret;     /* registered with the logger for redaction; never printed */
-    size_t offset;   /* into gw_config_t */
+    bool secret;   /* registered with the logger for redaction; never printed */
+    size_t offset; /* into gw_config_t */
     const char *help;
 } gw_config_var_t;
 

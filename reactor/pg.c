@@ -225,8 +225,9 @@ static void connection_lost(gw_pg_t *pg)
 static void start_connect(gw_pg_t *pg)
 {
     /* Our keepalive defaults come first: keywords inside DATABASE_URL override them. */
-    const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                          "connect_timeout", "application_name", "dbname", NULL};
+    const char *keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout", "connect_timeout",
+                          "application_name", "dbname",           NULL};
     const char *vals[] = {"1", "5", "2", "3", "10000", "10", "glint-worker", pg->conninfo, NULL};
     pg->conn = PQconnectStartParams(keys, vals, 1);
     if (pg->conn == NULL)

@@ -16,9 +16,8 @@ typedef struct st_test_job_t {
 
 static json_t *fake_result(const gw_job_t *job)
 {
-    return json_pack("{s:s, s:s, s:[s], s:[{s:s, s:s, s:[]}], s:[s]}", "title", "test", "summary", job->video_url,
-                     "keyTakeaways", "ok", "timeline", "timestamp", "00:00", "description", "start", "details", "keywords",
-                     "test");
+    return json_pack("{s:s, s:s, s:[s], s:[{s:s, s:s, s:[]}], s:[s]}", "title", "test", "summary", job->video_url, "keyTakeaways",
+                     "ok", "timeline", "timestamp", "00:00", "description", "start", "details", "keywords", "test");
 }
 
 static void timer_closed(uv_handle_t *h)

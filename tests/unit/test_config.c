@@ -2,6 +2,7 @@
 #include "reactor/config.h"
 #include "reactor/log.h"
 #include <stdlib.h>
+#include <unistd.h>
 
 static char seen[16][2][64];
 static int nseen;
