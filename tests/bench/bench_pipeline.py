@@ -24,7 +24,7 @@ state = os.path.join(tmp, "pg.env")
 os.environ["GW_PG_STATE"] = state
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 subprocess.run([os.path.join(SRC, "pg_harness.sh"), "start", state], check=True)
-from harness import Database, Worker, migrate, wait_for  # noqa: E402
+from harness import Database, Worker, migrate, pct, rss_kb, wait_for  # noqa: E402
 
 N = int(os.environ.get("BENCH_JOBS", "200"))
 KEY = "AIzaBenchKey-0123456789"
@@ -45,14 +45,6 @@ def control(body):
                            timeout=10).read()
 
 
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
 db = Database("benchpipe")

@@ -21,21 +21,13 @@ os.environ["GW_PG_STATE"] = state
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 subprocess.run([os.path.join(HERE, "..", "pg_harness.sh"), "start", state], check=True)
 
-from harness import Database, Worker, migrate, pg_state, wait_for  # noqa: E402
+from harness import Database, Worker, migrate, pct, pg_state, rss_kb, wait_for  # noqa: E402
 
 N_LAT = int(os.environ.get("BENCH_LATENCY_JOBS", "1000"))
 N_TPUT = int(os.environ.get("BENCH_THROUGHPUT_JOBS", "50000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "256"))
 
 
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
 
 
 db = Database("bench")

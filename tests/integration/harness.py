@@ -205,3 +205,14 @@ def insert_jobs(db, urls, mode="standard", user=None):
     psycopg2.extras.execute_values(cur, "INSERT INTO analysis_jobs (user_id, video_url, mode) VALUES %s RETURNING id",
                                    [(user, u, mode) for u in urls], page_size=len(urls) or 1)
     return [r[0] for r in cur.fetchall()]
+
+
+def pct(values, p):
+    """The p-th percentile (nearest rank) of values."""
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
