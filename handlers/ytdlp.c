@@ -1628,6 +1628,11 @@ static const gw_failure_rule_t failure_rules[] = {
      "video_unavailable",
      false,
      "This video is unavailable (removed, blocked, or never existed). Check that the link plays in a browser."},
+    /* a page that is gone is not a network problem: retrying a 404 only burns attempts */
+    {{"HTTP Error 404", "HTTP Error 410", NULL},
+     "video_unavailable",
+     false,
+     "This video is unavailable (removed, blocked, or never existed). Check that the link plays in a browser."},
     {{"Unsupported URL", "Incomplete YouTube ID", "is not a valid URL", NULL},
      "invalid_url",
      false,

@@ -762,6 +762,11 @@ static void test_classify(void)
         {"ERROR: [Errno 104] Connection reset by peer", 1, "network_error", true},
         {"socket.gaierror: getaddrinfo failed", 1, "network_error", true},
         {"ERROR: Unsupported URL: https://example.com/", 1, "invalid_url", false},
+        {"ERROR: [generic] Unable to download webpage: HTTP Error 404: File not found (caused by <HTTPError 404: 'File not "
+         "found'>)",
+         1, "video_unavailable", false},
+        {"ERROR: [generic] Unable to download webpage: HTTP Error 410: Gone", 1, "video_unavailable", false},
+        {"ERROR: [generic] Unable to download webpage: HTTP Error 503: Service Unavailable", 1, "network_error", true},
         {"ERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats", 1,
          "format_unavailable", false},
         {"ERROR: [youtube] abc: The uploader has not made this video available in your country", 1, "video_unavailable", false},
