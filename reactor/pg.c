@@ -398,7 +398,15 @@ static void on_poll(uv_poll_t *h, int status, int events)
 {
     gw_pg_t *pg = ((pollh_t *)h)->pg;
     if (status < 0) {
-        handle_broken(pg, uv_strerror(status));
+        /* libuv reports POLLERR as EBADF and stops the poll: let libpq name the real cause (refused, reset, ...) */
+        pg->poll_events = 0;
+        if (pg->state == PG_CONNECTING) {
+            connect_step(pg);
+        } else if (!PQconsumeInput(pg->conn)) {
+            handle_broken(pg, PQerrorMessage(pg->conn));
+        } else {
+            handle_broken(pg, uv_strerror(status));
+        }
         return;
     }
     if (pg->state == PG_CONNECTING) {
@@ -481,8 +489,10 @@ static char *build_listen_sql(const char *const *channels)
         }
         len += sprintf(s + len, "\";");
     }
-    if (len == 0)
-        strcpy(s, "LISTEN \"glint_none\";");
+    if (len == 0) { /* no channels: the first round trip still proves the session works before PG_READY */
+        free(s);
+        s = xstrdup("SELECT 1");
+    }
     return s;
 }
 

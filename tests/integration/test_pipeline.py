@@ -51,7 +51,7 @@ try:
     migrate(db)
     w = Worker(db, binary="glint-worker", YTDLP_PATH=os.path.join(SRC, "standins", "fake-yt-dlp"),
                GEMINI_BASE_URL=gbase, GEMINI_API_KEY=KEY, WORK_DIR=work_dir, FAKE_YTDLP_LOG=ytlog,
-               YTDLP_TIMEOUT_MS=1500, GEMINI_TIMEOUT_MS=3000, GEMINI_MAX_RETRIES=2, LEASE_SECONDS=10)
+               YTDLP_TIMEOUT_MS=4000, GEMINI_TIMEOUT_MS=5000, GEMINI_MAX_RETRIES=2, LEASE_SECONDS=10)
     check(w.wait_ready(), "worker ready")
 
     # the happy path
