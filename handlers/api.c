@@ -89,7 +89,7 @@ static void on_metrics(gw_http_req_t *r, void *data)
 
 /* ---- GET /worker/jobs/{id} ---- */
 
-static const char job_sql[] =
+const char gw_api_job_sql[] =
     "SELECT json_build_object('id', j.id, 'user_id', j.user_id, 'video_url', j.video_url, 'mode', j.mode,"
     " 'status', j.status, 'stage', j.stage, 'attempts', j.attempts, 'max_attempts', j.max_attempts,"
     " 'credits_charged', j.credits_charged, 'error', CASE WHEN j.error_code IS NULL THEN NULL"
@@ -121,7 +121,7 @@ static void on_job_get(gw_http_req_t *r, void *data)
     if (!job_request_ok(app, r))
         return;
     const char *params[] = {gw_http_param(r, 0)};
-    gw_pg_query(app->pg, "gw_api_job", job_sql, 1, params, 0, on_job_row, r);
+    gw_pg_query(app->pg, "gw_api_job", gw_api_job_sql, 1, params, 0, on_job_row, r);
 }
 
 /* ---- POST /worker/jobs/{id}/cancel ---- */
