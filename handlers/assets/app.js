@@ -29,7 +29,7 @@ function notice(text, isError) {
 
 async function api(path, opts) {
   const o = Object.assign({ headers: {} }, opts || {});
-  if (apiKey()) o.headers["X-API-Key"] = apiKey();
+  if (apiKey() && !o.headers["X-API-Key"]) o.headers["X-API-Key"] = apiKey();
   const r = await fetch(path, o);
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
@@ -84,16 +84,12 @@ async function loadHealth() {
   }
 }
 
+// Asks for the API key every time (prefilled with the one in use): the question doubles as the confirmation.
 async function cancelJob(id) {
-  let key = apiKey();
-  if (!key) {
-    key = window.prompt("API key (WORKER_API_KEY) to cancel this job");
-    if (!key) return;
-    sessionStorage.setItem("glint.apikey", key);
-  }
-  if (!window.confirm("Cancel job " + id + "? Its credits are refunded.")) return;
+  const key = window.prompt("Cancel job " + id + "? Its credits are refunded.\nAPI key (WORKER_API_KEY):", apiKey());
+  if (!key) return;
   try {
-    const r = await api("/worker/jobs/" + encodeURIComponent(id) + "/cancel", { method: "POST" });
+    const r = await api("/worker/jobs/" + encodeURIComponent(id) + "/cancel", { method: "POST", headers: { "X-API-Key": key } });
     notice("Job " + r.id + " is " + r.status + ".", false);
   } catch (e) {
     notice("Cancel failed: " + e.message, true);
