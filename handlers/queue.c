@@ -121,6 +121,7 @@ static gw_job_t *job_from_row(gw_queue_t *q, PGresult *res, int row)
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
     job->credits_charged = atoi(PQgetvalue(res, row, 6));
     job->claimed_at_ms = uv_now(q->loop);
+    snprintf(job->stage, sizeof(job->stage), "claimed");
     job->state = GW_JOB_RUNNING;
     job->queue = q;
     return job;
