@@ -80,9 +80,18 @@ static int check_url(gw_config_t *cfg, const char *cmd, const char *url)
     return 0;
 }
 
+static void on_notice(void *arg, const char *message)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    gw_warn("pg: server says: %s", msg);
+}
+
 static PGconn *connect_db(gw_config_t *cfg, const char *cmd)
 {
     PGconn *c = PQconnectdb(cfg->database_url);
+    PQsetNoticeProcessor(c, on_notice, NULL);
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "glint-worker %s: cannot connect to the database: %s", cmd, PQerrorMessage(c));
         PQfinish(c);
