@@ -67,12 +67,12 @@ static void on_health(gw_http_req_t *r, void *data)
     gw_app_t *app = data;
     bool up = gw_pg_connected(app->pg);
     const gw_queue_stats_t *st = gw_queue_stats(app->queue);
-    json_t *o = json_pack("{s:s, s:I, s:I, s:s, s:b, s:s, s:s, s:I, s:I, s:f}", "status", up ? "healthy" : "unhealthy",
-                          "active_jobs", (json_int_t)gw_queue_active(app->queue), "max_concurrent",
-                          (json_int_t)app->cfg->max_concurrent_jobs, "database", up ? "connected" : "unreachable", "draining",
-                          app->draining, "worker_id", gw_queue_worker_id(app->queue), "version", GW_VERSION, "uptime_s",
-                          (json_int_t)((uv_hrtime() / 1000000 - app->started_at_ms) / 1000), "queue_depth",
-                          (json_int_t)st->queue_depth, "oldest_pending_s", st->oldest_pending_s);
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:s, s:b, s:s, s:s, s:I, s:I, s:f}", "status", up ? "healthy" : "unhealthy", "active_jobs",
+                  (json_int_t)gw_queue_active(app->queue), "max_concurrent", (json_int_t)app->cfg->max_concurrent_jobs, "database",
+                  up ? "connected" : "unreachable", "draining", app->draining, "worker_id", gw_queue_worker_id(app->queue),
+                  "version", GW_VERSION, "uptime_s", (json_int_t)((uv_hrtime() / 1000000 - app->started_at_ms) / 1000),
+                  "queue_depth", (json_int_t)st->queue_depth, "oldest_pending_s", st->oldest_pending_s);
     char *s = json_dumps(o, JSON_COMPACT);
     gw_http_respond_json(r, up ? 200 : 503, s);
     free(s);
@@ -161,7 +161,8 @@ static const char list_sql[] =
     " SELECT j.id, j.video_url, j.mode, j.status, j.stage, j.attempts, j.max_attempts, j.error_code, j.error_message,"
     " j.created_at, j.started_at, j.finished_at,"
     " extract(epoch FROM j.started_at - j.created_at)::float8 AS wait_s,"
-    " extract(epoch FROM coalesce(j.finished_at, CASE WHEN j.status = 'PROCESSING' THEN clock_timestamp() END) - j.started_at)::float8"
+    " extract(epoch FROM coalesce(j.finished_at, CASE WHEN j.status = 'PROCESSING' THEN clock_timestamp() END) - "
+    "j.started_at)::float8"
     " AS run_s, r.result->>'title' AS title,"
     " to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') || '_' || j.id AS cursor"
     " FROM analysis_jobs j LEFT JOIN analysis_results r ON r.job_id = j.id"
@@ -219,8 +220,8 @@ static void on_list_rows(PGresult *res, const char *error, void *data)
     long limit = atol(gw_http_query(r, "limit") ? gw_http_query(r, "limit") : LIST_DEFAULT_LIMIT);
     size_t n = json_array_size(jobs);
     json_t *last = n > 0 && (long)n == limit ? json_array_get(jobs, n - 1) : NULL;
-    json_t *o = json_pack("{s:o, s:O}", "jobs", jobs ? jobs : json_array(), "next",
-                          last ? json_object_get(last, "cursor") : json_null());
+    json_t *o =
+        json_pack("{s:o, s:O}", "jobs", jobs ? jobs : json_array(), "next", last ? json_object_get(last, "cursor") : json_null());
     char *s = json_dumps(o, JSON_COMPACT);
     gw_http_respond_json(r, 200, s);
     free(s);

@@ -73,7 +73,8 @@ static int check_url(gw_config_t *cfg, const char *cmd, const char *url)
     char *canonical = NULL;
     const char *code = NULL, *msg = NULL;
     if (gw_ytdlp_normalize_url(url, cfg->allowed_video_hosts, id, &canonical, &code, &msg) != 0) {
-        fprintf(stderr, "glint-worker %s: %s (%s)\n", cmd, msg ? msg : "not a video URL we can analyse", code ? code : "invalid_url");
+        fprintf(stderr, "glint-worker %s: %s (%s)\n", cmd, msg ? msg : "not a video URL we can analyse",
+                code ? code : "invalid_url");
         return -1;
     }
     free(canonical);

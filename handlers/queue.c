@@ -365,8 +365,14 @@ static void report_failure(gw_job_t *job)
     char text[512], attempts[32];
     snprintf(text, sizeof(text), "job failed: %s: %s", code ? code : "?", message ? message : "");
     snprintf(attempts, sizeof(attempts), "%d/%d", job->attempts, job->max_attempts);
-    const char *tags[] = {"job_id", job->id, "mode", job->deep ? "deep" : "standard", "stage", job->stage[0] ? job->stage : NULL,
-                          "release", GW_VERSION, "error_code", code, "attempts", attempts, "worker_id", q->worker_id, NULL};
+    const char *tags[] = {"job_id",     job->id,
+                          "mode",       job->deep ? "deep" : "standard",
+                          "stage",      job->stage[0] ? job->stage : NULL,
+                          "release",    GW_VERSION,
+                          "error_code", code,
+                          "attempts",   attempts,
+                          "worker_id",  q->worker_id,
+                          NULL};
     gw_sentry_capture(q->sentry, "error", text, tags, code);
 }
 
@@ -425,8 +431,8 @@ void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t r
     }
     char retry[24];
     snprintf(retry, sizeof(retry), "%lld", (long long)retry_ms);
-    job->outcome = json_pack("{s:I, s:s, s:s}", "retry_ms", (json_int_t)(retry_ms >= 0 ? retry_ms : 0), "code", code, "message",
-                             message);
+    job->outcome =
+        json_pack("{s:I, s:s, s:s}", "retry_ms", (json_int_t)(retry_ms >= 0 ? retry_ms : 0), "code", code, "message", message);
     const char *params[] = {job->id, q->worker_id, code, message, retry_ms >= 0 ? retry : NULL};
     fail_ctx_t *fc = calloc(1, sizeof(*fc));
     if (fc == NULL)

@@ -127,8 +127,8 @@ static char *dsn_string(const gw_sentry_dsn_t *d)
     return s;
 }
 
-static json_t *event_payload(const gw_sentry_opts_t *o, const char *event_id, const char *ts, const char *level, const char *message,
-                             const char *const *tags, const char *fingerprint)
+static json_t *event_payload(const gw_sentry_opts_t *o, const char *event_id, const char *ts, const char *level,
+                             const char *message, const char *const *tags, const char *fingerprint)
 {
     json_t *t = json_object();
     for (size_t i = 0; tags != NULL && tags[i] != NULL; i += 2)
@@ -136,8 +136,8 @@ static json_t *event_payload(const gw_sentry_opts_t *o, const char *event_id, co
             json_object_set_new(t, tags[i], json_string(tags[i + 1]));
     json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s}, s:s, s:s, s:o}", "event_id", event_id, "timestamp", ts, "platform",
                            "c", "level", level, "logger", "glint-worker", "message", "formatted", message, "release",
-                           o->release ? o->release : "glint-worker", "environment",
-                           o->environment ? o->environment : "production", "tags", t);
+                           o->release ? o->release : "glint-worker", "environment", o->environment ? o->environment : "production",
+                           "tags", t);
     if (ev == NULL)
         abort();
     if (o->server_name != NULL)

@@ -28,8 +28,17 @@ static void test_dsn(void)
            "http://127.0.0.1:9000/api/42/envelope/");
     dsn_ok("https://k@sentry.example.com/base/path/7", "https", "k", "sentry.example.com", "/base/path", "7",
            "https://sentry.example.com/base/path/api/7/envelope/");
-    const char *bad[] = {"", "sentry.io/1", "ftp://k@h/1", "https://h/1", "https://@h/1", "https://k@h/", "https://k@h/abc",
-                         "https://k@/1", "httpx://k@h/1", "https://k@h", NULL};
+    const char *bad[] = {"",
+                         "sentry.io/1",
+                         "ftp://k@h/1",
+                         "https://h/1",
+                         "https://@h/1",
+                         "https://k@h/",
+                         "https://k@h/abc",
+                         "https://k@/1",
+                         "httpx://k@h/1",
+                         "https://k@h",
+                         NULL};
     for (const char **b = bad; *b != NULL; b++) {
         gw_sentry_dsn_t d = {0};
         CHECK_INT(gw_sentry_parse_dsn(*b, &d), -1);
