@@ -228,7 +228,7 @@ static void on_completed(PGresult *res, const char *error, void *data)
                 q->stats.completed_deep++;
             else
                 q->stats.completed_standard++;
-            gw_job_log(GW_LOG_INFO, job->id, "completed");
+            gw_log_event(GW_LOG_INFO, job->id, "done", (double)(uv_now(q->loop) - job->claimed_at_ms), "completed");
         } else if (ok) {
             q->stats.lost++;
             gw_job_log(GW_LOG_WARN, job->id, "result not stored: the job is no longer ours (cancelled or rescued)");

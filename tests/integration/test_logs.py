@@ -103,6 +103,8 @@ try:
     check(any(r["severity"] == "WARNING" and r.get("job_id") == jobs["private"] and "private" in r["message"] for r in recs),
           "the failed job's line: WARNING with its job_id")
     check(any("ready" in r["message"] for r in recs), "start-up line")
+    check(any(r.get("job_id") == jobs["ok"] and r["message"] == "completed" and r.get("duration_ms", 0) > 0 for r in recs),
+          "the completion line carries the job's duration")
     stats = gem.call("/_control/stats")
     uploads = stats.get("requests", {}).get("upload.start", 0)
     print("deep job uploads seen by the stand-in: %d" % uploads)
