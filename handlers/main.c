@@ -157,6 +157,8 @@ static int start_sentry(daemon_t *d)
         return -1;
     }
     gw_log_set_error_hook(on_error_log, d);
+    gw_sentry_send_crash_reports(app->sentry, app->cfg->work_dir);
+    gw_sentry_install_crash_handler(app->sentry, app->cfg->work_dir);
     gw_info("sentry: reporting failed jobs and errors");
     return 0;
 }

@@ -1,14 +1,24 @@
 #include "reactor/sentry.h"
 #include "reactor/log.h"
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SEND_TIMEOUT_MS 10000
+#define CRASH_PREFIX "glint-crash-"
+#define CRASH_SUFFIX ".envelope"
+#define CRASH_MAX_BYTES (64 * 1024)
+#define ALT_STACK_BYTES (64 * 1024)
 
 typedef struct st_envelope_t {
     struct st_envelope_t *next;
@@ -174,6 +184,7 @@ char *gw_sentry_build_envelope(const gw_sentry_dsn_t *d, const gw_sentry_opts_t 
 /* ---- sending ---- */
 
 static void pump(gw_sentry_t *s);
+static void enqueue_raw(gw_sentry_t *s, char *body);
 
 static void inflight_unlink(gw_sentry_t *s, inflight_t *f)
 {
@@ -252,17 +263,7 @@ void gw_sentry_capture(gw_sentry_t *s, const char *level, const char *message, c
     }
     char id[33];
     new_event_id(id);
-    envelope_t *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        abort();
-    e->body = gw_sentry_build_envelope(&s->dsn, &s->opts, id, level, message, tags, fingerprint);
-    if (s->tail != NULL)
-        s->tail->next = e;
-    else
-        s->head = e;
-    s->tail = e;
-    s->nqueued++;
-    pump(s);
+    enqueue_raw(s, gw_sentry_build_envelope(&s->dsn, &s->opts, id, level, message, tags, fingerprint));
 }
 
 gw_sentry_t *gw_sentry_create(gw_fetcher_t *fetcher, const char *dsn, const gw_sentry_opts_t *opts, char *err, size_t errlen)
@@ -297,6 +298,153 @@ gw_sentry_t *gw_sentry_create(gw_fetcher_t *fetcher, const char *dsn, const gw_s
     return s;
 }
 
+/* ---- crash reports ---- */
+
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+static const char *const crash_names[] = {"SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGABRT"};
+#define NCRASH (sizeof(crash_signals) / sizeof(crash_signals[0]))
+
+/* Everything the signal handler touches is prepared here beforehand: it only open()s, write()s and raise()s. */
+static struct {
+    bool installed;
+    char path[PATH_MAX];
+    char *envelope[NCRASH];
+    size_t len[NCRASH];
+    struct sigaction previous[NCRASH];
+    stack_t altstack;
+} crash;
+
+static void on_crash(int sig)
+{
+    for (size_t i = 0; i < NCRASH; i++) {
+        if (crash_signals[i] != sig || crash.envelope[i] == NULL)
+            continue;
+        int fd = open(crash.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        for (size_t off = 0; fd >= 0 && off < crash.len[i];) {
+            ssize_t n = write(fd, crash.envelope[i] + off, crash.len[i] - off);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    raise(sig); /* SA_RESETHAND: the default action now ends the process (and dumps core where enabled) */
+}
+
+static void enqueue_raw(gw_sentry_t *s, char *body)
+{
+    if (s->nqueued >= s->opts.max_queued) {
+        s->stats.dropped++;
+        free(body);
+        return;
+    }
+    envelope_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        abort();
+    e->body = body;
+    if (s->tail != NULL)
+        s->tail->next = e;
+    else
+        s->head = e;
+    s->tail = e;
+    s->nqueued++;
+    pump(s);
+}
+
+int gw_sentry_install_crash_handler(gw_sentry_t *s, const char *dir)
+{
+    if (crash.installed)
+        return 0;
+    int n = snprintf(crash.path, sizeof(crash.path), "%s/" CRASH_PREFIX "%d" CRASH_SUFFIX, dir, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof(crash.path))
+        return -1;
+    for (size_t i = 0; i < NCRASH; i++) {
+        char id[33], msg[96];
+        new_event_id(id);
+        snprintf(msg, sizeof(msg), "crash: %s (%s)", crash_names[i], strsignal(crash_signals[i]));
+        const char *tags[] = {"release", GW_VERSION, "signal", crash_names[i], NULL};
+        crash.envelope[i] = gw_sentry_build_envelope(&s->dsn, &s->opts, id, "fatal", msg, tags, "crash");
+        crash.len[i] = strlen(crash.envelope[i]);
+    }
+    /* an alternate stack, so a stack overflow can still be reported */
+    crash.altstack.ss_sp = malloc(ALT_STACK_BYTES);
+    if (crash.altstack.ss_sp == NULL)
+        abort();
+    crash.altstack.ss_size = ALT_STACK_BYTES;
+    if (sigaltstack(&crash.altstack, NULL) != 0)
+        gw_warn("sentry: no alternate signal stack (%s): stack overflows will not be reported", strerror(errno));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_crash;
+    sa.sa_flags = SA_RESETHAND | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < NCRASH; i++)
+        if (sigaction(crash_signals[i], &sa, &crash.previous[i]) != 0)
+            gw_warn("sentry: cannot handle signal %d: %s", crash_signals[i], strerror(errno));
+    crash.installed = true;
+    return 0;
+}
+
+static void uninstall_crash_handler(void)
+{
+    if (!crash.installed)
+        return;
+    for (size_t i = 0; i < NCRASH; i++) {
+        sigaction(crash_signals[i], &crash.previous[i], NULL);
+        free(crash.envelope[i]);
+        crash.envelope[i] = NULL;
+    }
+    stack_t off = {.ss_flags = SS_DISABLE};
+    sigaltstack(&off, NULL);
+    free(crash.altstack.ss_sp);
+    memset(&crash, 0, sizeof(crash));
+}
+
+static char *read_small_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    char *buf = malloc(CRASH_MAX_BYTES + 1);
+    if (buf == NULL)
+        abort();
+    size_t n = fread(buf, 1, CRASH_MAX_BYTES, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (n == 0 || strchr(buf, '\n') == NULL) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+size_t gw_sentry_send_crash_reports(gw_sentry_t *s, const char *dir)
+{
+    DIR *d = opendir(dir);
+    size_t found = 0;
+    if (d == NULL)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name), slen = strlen(CRASH_SUFFIX);
+        if (strncmp(e->d_name, CRASH_PREFIX, strlen(CRASH_PREFIX)) != 0 || len <= slen ||
+            strcmp(e->d_name + len - slen, CRASH_SUFFIX) != 0)
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        char *body = read_small_file(path);
+        unlink(path);
+        if (body != NULL) {
+            found++;
+            enqueue_raw(s, body);
+        }
+    }
+    closedir(d);
+    if (found > 0)
+        gw_warn("sentry: reporting %zu crash(es) of earlier runs", found);
+    return found;
+}
+
 size_t gw_sentry_pending(const gw_sentry_t *s)
 {
     return s != NULL ? s->nqueued + s->ninflight : 0;
@@ -311,6 +459,7 @@ void gw_sentry_free(gw_sentry_t *s)
 {
     if (s == NULL)
         return;
+    uninstall_crash_handler();
     while (s->head != NULL) {
         envelope_t *e = s->head;
         s->head = e->next;

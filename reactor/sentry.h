@@ -45,10 +45,17 @@ void gw_sentry_capture(gw_sentry_t *s, const char *level, const char *message, c
 /* Builds the envelope text for one event (exposed for unit tests). */
 char *gw_sentry_build_envelope(const gw_sentry_dsn_t *d, const gw_sentry_opts_t *o, const char *event_id, const char *level,
                                const char *message, const char *const *tags, const char *fingerprint);
+/* Crash reports. On SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT the handler writes a "fatal" envelope, built in advance,
+ * to dir/glint-crash-PID.envelope using only async-signal-safe calls, then lets the signal kill the process; the next
+ * start (same dir: a restarted container keeps its /tmp) sends what it finds there. Returns 0 or -1 (logged). */
+int gw_sentry_install_crash_handler(gw_sentry_t *s, const char *dir);
+/* Queues the crash envelopes left in dir by earlier processes and removes them; returns how many. */
+size_t gw_sentry_send_crash_reports(gw_sentry_t *s, const char *dir);
 /* Events queued or in flight (shutdown waits a little for them). */
 size_t gw_sentry_pending(const gw_sentry_t *s);
 const gw_sentry_stats_t *gw_sentry_stats(const gw_sentry_t *s);
-/* Drops what is queued, cancels what is in flight, frees. Before gw_fetcher_close. NULL is ignored. */
+/* Drops what is queued, cancels what is in flight, restores the default crash signal handlers, frees. Before
+ * gw_fetcher_close. NULL is ignored. */
 void gw_sentry_free(gw_sentry_t *s);
 
 #endif

@@ -2,7 +2,9 @@
 a failed job (tags job_id, mode, stage, release, error_code), an ERROR-level unexpected state, the bounded queue
 (events dropped and counted while Sentry hangs, the loop never blocked), a malformed DSN refused at start."""
 import os
+import signal
 import subprocess
+import tempfile
 import time
 
 from harness import BIN, Database, Worker, check, insert_jobs, migrate, report, wait_for, worker_env
@@ -59,6 +61,27 @@ try:
     rc = w.stop()
     check(rc == 0, "clean exit with Sentry events in flight: %s" % rc)
     check(KEY not in w.read_log(), "the DSN key never appears in the log")
+    w = None
+
+    # a crash: the signal handler leaves a pre-built "fatal" envelope in WORK_DIR; the next start sends it
+    crash_dir = tempfile.mkdtemp(prefix="glint-crash-")
+    c = Worker(db, SENTRY_DSN=sentry.dsn, WORK_DIR=crash_dir)
+    check(c.wait_ready(), "crash worker ready")
+    c.send(signal.SIGSEGV)
+    c.proc.wait(10)
+    c.stop()
+    files = os.listdir(crash_dir)
+    check(c.proc.returncode == -signal.SIGSEGV and len(files) == 1 and files[0].startswith("glint-crash-"),
+          "SIGSEGV: process died by the signal and left a crash report: rc=%s %r" % (c.proc.returncode, files))
+    w = Worker(db, SENTRY_DSN=sentry.dsn, WORK_DIR=crash_dir)
+    crashes = lambda: [e for e in events()["events"] if e["level"] == "fatal"]
+    check(wait_for(lambda: crashes(), 10), "the next start sent the crash")
+    if crashes():
+        e = crashes()[0]
+        check("SIGSEGV" in e["message"]["formatted"] and e["tags"].get("signal") == "SIGSEGV" and e["release"],
+              "crash event: %r" % e)
+    check(os.listdir(crash_dir) == [] and not events()["violations"], "crash report removed once sent; well-formed")
+    check(w.stop() == 0, "clean exit")
     w = None
 
     # a malformed DSN: one clear line, no key, non-zero exit
