@@ -3,6 +3,7 @@
 #include "reactor/sentry.h"
 #include <jansson.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void dsn_ok(const char *dsn, const char *scheme, const char *key, const char *host, const char *path, const char *project,
                    const char *url)
@@ -107,6 +108,24 @@ static void test_create(void)
         uv_run(&loop, UV_RUN_ONCE);
     CHECK_INT(gw_sentry_stats(s)->failed, 3);
     CHECK_INT(gw_sentry_stats(s)->sent, 0);
+    /* crash reports left by an earlier process are queued and removed; other files are left alone */
+    char dir[] = "/tmp/glint-sentry-unit-XXXXXX", path[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/glint-crash-123.envelope", dir);
+    FILE *fp = fopen(path, "w");
+    fputs("{\"event_id\":\"x\"}\n{\"type\":\"event\",\"length\":2}\n{}\n", fp);
+    fclose(fp);
+    snprintf(path, sizeof(path), "%s/other.envelope", dir);
+    fclose(fopen(path, "w"));
+    CHECK_INT(gw_sentry_send_crash_reports(s, dir), 1);
+    CHECK_INT(gw_sentry_pending(s), 1);
+    snprintf(path, sizeof(path), "%s/glint-crash-123.envelope", dir);
+    CHECK(access(path, F_OK) != 0);
+    snprintf(path, sizeof(path), "%s/other.envelope", dir);
+    CHECK(access(path, F_OK) == 0);
+    unlink(path);
+    rmdir(dir);
+    CHECK_INT(gw_sentry_install_crash_handler(s, "/tmp"), 0);
     gw_sentry_capture(s, "error", "in flight at free", NULL, NULL);
     gw_sentry_free(s);
     gw_sentry_capture(NULL, "error", "no-op", NULL, NULL);
