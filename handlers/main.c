@@ -151,7 +151,7 @@ static int start_sentry(daemon_t *d)
         return 0;
     char err[256], release[64];
     snprintf(release, sizeof(release), "glint-worker@%s", GW_VERSION);
-    gw_sentry_opts_t so = {release, NULL, d->worker_id, 64, 2};
+    gw_sentry_opts_t so = {release, app->cfg->sentry_environment, d->worker_id, 64, 2};
     if ((app->sentry = gw_sentry_create(app->fetcher, app->cfg->sentry_dsn, &so, err, sizeof(err))) == NULL) {
         gw_error("%s", err);
         return -1;

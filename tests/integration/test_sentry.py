@@ -16,7 +16,7 @@ w = None
 try:
     migrate(db)
     sentry = fake_sentry(KEY)
-    w = Worker(db, SENTRY_DSN=sentry.dsn, MAX_CONCURRENT_JOBS=100)
+    w = Worker(db, SENTRY_DSN=sentry.dsn, MAX_CONCURRENT_JOBS=100, SENTRY_ENVIRONMENT="staging")
     check(w.wait_ready(), "worker ready")
 
     # a permanently failed job -> one event; a transient failure that is retried -> none until it finally fails
@@ -37,6 +37,7 @@ try:
         check(evs[0]["level"] == "error" and "test_permanent" in evs[0]["message"]["formatted"], "level and message")
         check(evs[0].get("fingerprint", [None])[-1] == "test_permanent", "grouped by error code")
         check(evs[0].get("server_name"), "server_name = worker id")
+        check(evs[0].get("environment") == "staging", "SENTRY_ENVIRONMENT: %r" % evs[0].get("environment"))
 
     # an unexpected state: storing results fails (ERROR log line) -> an event without a job tag
     db.q("ALTER FUNCTION glint_complete_jobs(text, jsonb) RENAME TO glint_complete_jobs_away")
