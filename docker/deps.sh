@@ -2,11 +2,12 @@
 # The one list of Debian packages the project needs; .ci/run and docker/Dockerfile both call this script.
 #   deps.sh build     compilers and -dev packages
 #   deps.sh runtime   shared libraries and the external tools the worker runs
-#   deps.sh test      what the test suite adds (PostgreSQL server, psycopg2, sanitizer runtime)
+#   deps.sh test      what the test suite adds (PostgreSQL server, psycopg2, Chromium + Node.js for the dashboard test)
 set -euo pipefail
 build="build-essential cmake pkg-config libh2o-dev libuv1-dev libssl-dev libpq-dev libcurl4-openssl-dev libjansson-dev"
-runtime="libh2o0.13 libuv1 libpq5 libcurl4 libjansson4 libssl3 ffmpeg yt-dlp ca-certificates"
-test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format"
+# yt-dlp: Debian's is years behind YouTube; the Dockerfile adds the current release binary, tests use a stand-in
+runtime="libh2o0.13 libuv1 libpq5 libcurl4 libjansson4 libssl3 ffmpeg ca-certificates"
+test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format chromium nodejs npm"
 pkgs=""
 for what in "$@"; do
     case "$what" in

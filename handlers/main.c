@@ -1,6 +1,7 @@
 /* glint-worker: turns analysis_jobs rows into analyses. One thread, one libuv loop. */
 #include "handlers/api.h"
 #include "handlers/app.h"
+#include "handlers/cli.h"
 #include "handlers/migrate.h"
 #include "reactor/log.h"
 #include <signal.h>
@@ -25,9 +26,14 @@ typedef struct st_daemon_t {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: glint-worker [serve]     run the daemon\n"
-                 "       glint-worker migrate     apply pending sql/ migrations and exit\n"
-                 "       glint-worker --version | --help\n\n");
+    fprintf(out, "usage: glint-worker [serve]                  run the daemon\n"
+                 "       glint-worker migrate                  apply pending sql/ migrations and exit\n"
+                 "       glint-worker enqueue URL [--mode standard|deep] [--user UUID]\n"
+                 "                                             charge the user and enqueue a job; prints its id\n"
+                 "       glint-worker status ID [--json]       a job's status, stage, error and result\n"
+                 "       glint-worker analyze URL [--mode standard|deep]\n"
+                 "                                             run the pipeline once without a database; prints the result\n"
+                 "       glint-worker --version | --help | --config-markdown\n\n");
     gw_config_print_help(out);
 }
 
@@ -78,6 +84,9 @@ static void close_handles(daemon_t *d)
 {
     d->finished = true;
     gw_server_stop(d->app.server);
+    gw_log_set_error_hook(NULL, NULL);
+    gw_sentry_free(d->app.sentry); /* before the fetcher: it cancels its own transfers */
+    d->app.sentry = NULL;
     uv_close((uv_handle_t *)&d->tick, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -90,7 +99,7 @@ static void shutdown_step(daemon_t *d)
 {
     uint64_t now = uv_now(d->app.loop);
     size_t active = gw_queue_active(d->app.queue), writes = gw_queue_writes_inflight(d->app.queue);
-    if (active == 0 && writes == 0 && gw_pg_pending(d->app.pg) == 0) {
+    if (active == 0 && writes == 0 && gw_pg_pending(d->app.pg) == 0 && gw_sentry_pending(d->app.sentry) == 0) {
         gw_info("shutdown: all jobs settled");
         close_handles(d);
     } else if (!d->released && now >= d->grace_deadline) {
@@ -127,6 +136,33 @@ static void on_signal(uv_signal_t *s, int signum)
     shutdown_step(d);
 }
 
+/* ERROR log lines (unexpected states: failed writes, crashes of a stage) become Sentry events. */
+static void on_error_log(const char *job_id, const char *message, void *data)
+{
+    daemon_t *d = data;
+    const char *tags[] = {"job_id", job_id, "release", GW_VERSION, "worker_id", d->worker_id, NULL};
+    gw_sentry_capture(d->app.sentry, "error", message, tags, NULL);
+}
+
+static int start_sentry(daemon_t *d)
+{
+    gw_app_t *app = &d->app;
+    if (app->cfg->sentry_dsn == NULL || *app->cfg->sentry_dsn == '\0')
+        return 0;
+    char err[256], release[64];
+    snprintf(release, sizeof(release), "glint-worker@%s", GW_VERSION);
+    gw_sentry_opts_t so = {release, app->cfg->sentry_environment, d->worker_id, 64, 2};
+    if ((app->sentry = gw_sentry_create(app->fetcher, app->cfg->sentry_dsn, &so, err, sizeof(err))) == NULL) {
+        gw_error("%s", err);
+        return -1;
+    }
+    gw_log_set_error_hook(on_error_log, d);
+    gw_sentry_send_crash_reports(app->sentry, app->cfg->work_dir);
+    gw_sentry_install_crash_handler(app->sentry, app->cfg->work_dir);
+    gw_info("sentry: reporting failed jobs and errors");
+    return 0;
+}
+
 static int start_sources(daemon_t *d)
 {
     gw_app_t *app = &d->app;
@@ -134,11 +170,13 @@ static int start_sources(daemon_t *d)
     gw_pg_events_t ev = {on_pg_connect, NULL, on_pg_notify, d};
     app->pg = gw_pg_create(app->loop, app->cfg->database_url, channels, &ev, (uint64_t)app->cfg->pg_query_timeout_ms);
     app->fetcher = gw_fetcher_create(app->loop, 64);
+    if (start_sentry(d) != 0)
+        return -1;
     gw_pipeline_t pipeline;
     if (gw_pipeline_init(app, &pipeline) != 0)
         return -1;
     gw_queue_opts_t qo = {d->worker_id, (unsigned)app->cfg->max_concurrent_jobs, (unsigned)app->cfg->lease_seconds,
-                          (uint64_t)app->cfg->poll_interval_ms};
+                          (uint64_t)app->cfg->poll_interval_ms, app->sentry};
     app->queue = gw_queue_create(app->loop, app->pg, &qo, &pipeline);
     gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000};
     if ((app->server = gw_server_create(app->loop, &so)) == NULL)
@@ -211,19 +249,33 @@ int main(int argc, char **argv)
         printf("glint-worker %s\n", GW_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0) {
+    static const char *const commands[] = {"serve", "migrate", "enqueue", "status", "analyze", NULL};
+    size_t c = 0;
+    while (commands[c] != NULL && strcmp(cmd, commands[c]) != 0)
+        c++;
+    if (commands[c] == NULL) {
         fprintf(stderr, "glint-worker: unknown command \"%s\" (try --help)\n", cmd);
         return 2;
     }
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     gw_config_t cfg;
     char err[512];
-    if (gw_config_load(&cfg, ".env", true, err, sizeof(err)) != 0) {
+    if (gw_config_load(&cfg, ".env", strcmp(cmd, "analyze") != 0, err, sizeof(err)) != 0) {
         fprintf(stderr, "glint-worker: %s\n", err);
         return 2;
     }
     gw_log_init((gw_log_level_t)gw_log_parse_level(cfg.log_level), strcmp(cfg.log_format, "json") == 0);
-    int rc = strcmp(cmd, "migrate") == 0 ? migrate(&cfg) : serve(&cfg);
+    int rc;
+    if (strcmp(cmd, "migrate") == 0)
+        rc = migrate(&cfg);
+    else if (strcmp(cmd, "enqueue") == 0)
+        rc = gw_cli_enqueue(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "status") == 0)
+        rc = gw_cli_status(&cfg, argc - 1, argv + 1);
+    else if (strcmp(cmd, "analyze") == 0)
+        rc = gw_cli_analyze(&cfg, argc - 1, argv + 1);
+    else
+        rc = serve(&cfg);
     gw_config_free(&cfg);
     gw_log_dispose();
     return rc;

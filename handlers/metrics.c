@@ -149,15 +149,20 @@ static void render_queue(gw_app_t *app, gw_buf_t *b)
     metric(b, "glint_jobs_claimed_total", "counter", "Jobs claimed by this worker, by mode.");
     gw_buf_printf(b, "glint_jobs_claimed_total{mode=\"standard\"} %llu\nglint_jobs_claimed_total{mode=\"deep\"} %llu\n",
                   (unsigned long long)s->claimed_standard, (unsigned long long)s->claimed_deep);
-    metric(b, "glint_jobs_finished_total", "counter", "Jobs this worker finished, by outcome and mode.");
-    gw_buf_printf(b,
-                  "glint_jobs_finished_total{outcome=\"completed\",mode=\"standard\"} %llu\n"
-                  "glint_jobs_finished_total{outcome=\"completed\",mode=\"deep\"} %llu\n"
-                  "glint_jobs_finished_total{outcome=\"failed\",mode=\"standard\"} %llu\n"
-                  "glint_jobs_finished_total{outcome=\"failed\",mode=\"deep\"} %llu\n"
-                  "glint_jobs_finished_total{outcome=\"cancelled\",mode=\"any\"} %llu\n",
-                  (unsigned long long)s->completed_standard, (unsigned long long)s->completed_deep,
-                  (unsigned long long)s->failed_standard, (unsigned long long)s->failed_deep, (unsigned long long)s->cancelled);
+    metric(b, "glint_jobs_finished_total", "counter",
+           "Attempts this worker ended, by outcome (completed, failed, retried = back to PENDING, cancelled) and mode.");
+    const struct {
+        const char *outcome;
+        uint64_t standard, deep;
+    } rows[] = {{"completed", s->completed_standard, s->completed_deep},
+                {"failed", s->failed_standard, s->failed_deep},
+                {"retried", s->retried_standard, s->retried_deep},
+                {"cancelled", s->cancelled_standard, s->cancelled_deep}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        gw_buf_printf(b,
+                      "glint_jobs_finished_total{outcome=\"%s\",mode=\"standard\"} %llu\n"
+                      "glint_jobs_finished_total{outcome=\"%s\",mode=\"deep\"} %llu\n",
+                      rows[i].outcome, (unsigned long long)rows[i].standard, rows[i].outcome, (unsigned long long)rows[i].deep);
     struct {
         const char *name, *help;
         uint64_t v;
@@ -212,10 +217,22 @@ static void render_pipeline(gw_buf_t *b)
     }
 }
 
+static void render_sentry(gw_app_t *app, gw_buf_t *b)
+{
+    metric(b, "glint_sentry_events_total", "counter", "Sentry events by result (sent, failed, dropped when the queue was full).");
+    gw_sentry_stats_t none = {0, 0, 0};
+    const gw_sentry_stats_t *s = app->sentry != NULL ? gw_sentry_stats(app->sentry) : &none;
+    gw_buf_printf(b,
+                  "glint_sentry_events_total{result=\"sent\"} %llu\nglint_sentry_events_total{result=\"failed\"} %llu\n"
+                  "glint_sentry_events_total{result=\"dropped\"} %llu\n",
+                  (unsigned long long)s->sent, (unsigned long long)s->failed, (unsigned long long)s->dropped);
+}
+
 void gw_metrics_render(gw_app_t *app, gw_buf_t *b)
 {
     render_queue(app, b);
     render_pipeline(b);
+    render_sentry(app, b);
     metric(b, "process_resident_memory_bytes", "gauge", "Resident set size.");
     gw_buf_printf(b, "process_resident_memory_bytes %ld\n", rss_bytes());
     metric(b, "process_open_fds", "gauge", "Open file descriptors.");

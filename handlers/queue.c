@@ -38,10 +38,14 @@ struct st_gw_queue_t {
     gw_joblist_t sent;  /* jobs whose completion write is in flight */
     size_t writes_inflight;
     gw_queue_stats_t stats;
+    gw_sentry_t *sentry;
+    gw_queue_local_cb local_cb; /* database-less mode (pg == NULL) */
+    void *local_data;
 };
 
 static void claim(gw_queue_t *q, claim_reason_t reason);
 static void flush_completions(gw_queue_t *q);
+static void local_outcome(gw_job_t *job, json_t *result, const char *code, const char *message);
 
 static char *xstrdup(const char *s)
 {
@@ -117,6 +121,7 @@ static gw_job_t *job_from_row(gw_queue_t *q, PGresult *res, int row)
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
     job->credits_charged = atoi(PQgetvalue(res, row, 6));
     job->claimed_at_ms = uv_now(q->loop);
+    snprintf(job->stage, sizeof(job->stage), "claimed");
     job->state = GW_JOB_RUNNING;
     job->queue = q;
     return job;
@@ -157,7 +162,7 @@ static void on_claimed(PGresult *res, const char *error, void *data)
 
 static void claim(gw_queue_t *q, claim_reason_t reason)
 {
-    if (q->stopped || !gw_pg_connected(q->pg))
+    if (q->stopped || q->pg == NULL || !gw_pg_connected(q->pg))
         return;
     if (q->claiming) {
         q->claim_again = true; /* coalesce: one claim in flight at a time */
@@ -225,7 +230,7 @@ static void on_completed(PGresult *res, const char *error, void *data)
                 q->stats.completed_deep++;
             else
                 q->stats.completed_standard++;
-            gw_job_log(GW_LOG_INFO, job->id, "completed");
+            gw_log_event(GW_LOG_INFO, job->id, "done", (double)(uv_now(q->loop) - job->claimed_at_ms), "completed");
         } else if (ok) {
             q->stats.lost++;
             gw_job_log(GW_LOG_WARN, job->id, "result not stored: the job is no longer ours (cancelled or rescued)");
@@ -273,6 +278,11 @@ void gw_job_complete(gw_job_t *job, json_t *result, const char *model, const gw_
         return;
     }
     job->state = GW_JOB_FINISHING;
+    if (q->pg == NULL) {
+        json_decref(timings);
+        local_outcome(job, result, NULL, NULL);
+        return;
+    }
     json_t *row = json_pack("{s:s, s:o, s:s?, s:o, s:o, s:o, s:o}", "id", job->id, "result", result, "model", model,
                             "prompt_tokens", usage_value(usage, offsetof(gw_usage_t, prompt_tokens)), "output_tokens",
                             usage_value(usage, offsetof(gw_usage_t, output_tokens)), "thoughts_tokens",
@@ -282,6 +292,90 @@ void gw_job_complete(gw_job_t *job, json_t *result, const char *model, const gw_
     json_array_append_new(q->batch_rows, row);
     joblist_push(&q->batch, job);
     flush_completions(q);
+}
+
+/* ---- outcomes without a database (glint-worker analyze) ---- */
+
+typedef struct st_local_outcome_t {
+    uv_timer_t timer; /* first: delivers on the next loop turn, after the pipeline's own bookkeeping */
+    gw_job_t *job;
+    json_t *result;
+    char *code, *message;
+} local_outcome_t;
+
+static void local_closed(uv_handle_t *h)
+{
+    local_outcome_t *lo = (local_outcome_t *)h;
+    json_decref(lo->result);
+    free(lo->code);
+    free(lo->message);
+    free(lo);
+}
+
+static void local_deliver(uv_timer_t *t)
+{
+    local_outcome_t *lo = (local_outcome_t *)t;
+    gw_queue_t *q = lo->job->queue;
+    q->local_cb(lo->job, lo->result, lo->code, lo->message, q->local_data);
+    job_drop(lo->job);
+    uv_close((uv_handle_t *)&lo->timer, local_closed);
+}
+
+/* result stolen; the job is dropped after delivery, never inside the pipeline's call */
+static void local_outcome(gw_job_t *job, json_t *result, const char *code, const char *message)
+{
+    local_outcome_t *lo = calloc(1, sizeof(*lo));
+    if (lo == NULL)
+        abort();
+    lo->job = job;
+    lo->result = result;
+    lo->code = code != NULL ? xstrdup(code) : NULL;
+    lo->message = message != NULL ? xstrdup(message) : NULL;
+    if (uv_timer_init(job->queue->loop, &lo->timer) != 0 || uv_timer_start(&lo->timer, local_deliver, 0, 0) != 0)
+        abort();
+}
+
+void gw_queue_run_local(gw_queue_t *q, const char *video_url, bool deep, gw_queue_local_cb cb, void *data)
+{
+    gw_job_t *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        abort();
+    unsigned r[4] = {(unsigned)rand(), (unsigned)rand(), (unsigned)rand(), (unsigned)rand()};
+    snprintf(job->id, sizeof(job->id), "%08x-%04x-4%03x-8%03x-%04x%08x", r[0], r[1] & 0xffff, r[1] >> 20 & 0xfff, r[2] & 0xfff,
+             r[2] >> 16 & 0xffff, r[3]);
+    snprintf(job->user_id, sizeof(job->user_id), "00000000-0000-0000-0000-000000000000");
+    job->video_url = xstrdup(video_url);
+    job->deep = deep;
+    job->attempts = job->max_attempts = 1;
+    job->claimed_at_ms = uv_now(q->loop);
+    job->state = GW_JOB_RUNNING;
+    job->queue = q;
+    q->local_cb = cb;
+    q->local_data = data;
+    job_link(q, job);
+    q->pipeline.start(job, q->pipeline.ctx);
+}
+
+/* A job that ended FAILED: one Sentry event, tagged so it can be found and grouped by error code. */
+static void report_failure(gw_job_t *job)
+{
+    gw_queue_t *q = job->queue;
+    if (q->sentry == NULL)
+        return;
+    const char *code = json_string_value(json_object_get(job->outcome, "code"));
+    const char *message = json_string_value(json_object_get(job->outcome, "message"));
+    char text[512], attempts[32];
+    snprintf(text, sizeof(text), "job failed: %s: %s", code ? code : "?", message ? message : "");
+    snprintf(attempts, sizeof(attempts), "%d/%d", job->attempts, job->max_attempts);
+    const char *tags[] = {"job_id",     job->id,
+                          "mode",       job->deep ? "deep" : "standard",
+                          "stage",      job->stage[0] ? job->stage : NULL,
+                          "release",    GW_VERSION,
+                          "error_code", code,
+                          "attempts",   attempts,
+                          "worker_id",  q->worker_id,
+                          NULL};
+    gw_sentry_capture(q->sentry, "error", text, tags, code);
 }
 
 typedef struct st_fail_ctx_t {
@@ -302,6 +396,10 @@ static void on_failed(PGresult *res, const char *error, void *data)
         gw_job_log(GW_LOG_WARN, job->id, "failure not recorded: the job is no longer ours");
     } else if (strcmp(PQgetvalue(res, 0, 0), "PENDING") == 0) {
         q->stats.retried++;
+        if (job->deep)
+            q->stats.retried_deep++;
+        else
+            q->stats.retried_standard++;
         uint64_t at = uv_now(q->loop) + (uint64_t)json_integer_value(json_object_get(job->outcome, "retry_ms"));
         if (at < q->next_poll_at)
             q->next_poll_at = at; /* a notification comes too early for run_after: poll when it is due */
@@ -311,6 +409,7 @@ static void on_failed(PGresult *res, const char *error, void *data)
             q->stats.failed_deep++;
         else
             q->stats.failed_standard++;
+        report_failure(job);
     }
     free(fc);
     job_drop(job);
@@ -325,11 +424,17 @@ void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t r
         return;
     }
     job->state = GW_JOB_FINISHING;
-    gw_job_log(retry_ms >= 0 ? GW_LOG_WARN : GW_LOG_ERROR, job->id, "%s: %s%s", code, message,
-               retry_ms >= 0 && job->attempts < job->max_attempts ? " (will retry)" : "");
+    /* WARNING, not ERROR: a failed job is usually the video's fault; Sentry gets its own tagged event (on_failed) */
+    gw_log_event(GW_LOG_WARN, job->id, job->stage[0] ? job->stage : NULL, -1, "%s: %s%s", code, message,
+                 retry_ms >= 0 && job->attempts < job->max_attempts ? " (will retry)" : "");
+    if (q->pg == NULL) {
+        local_outcome(job, NULL, code, message);
+        return;
+    }
     char retry[24];
     snprintf(retry, sizeof(retry), "%lld", (long long)retry_ms);
-    job->outcome = json_pack("{s:I}", "retry_ms", (json_int_t)(retry_ms >= 0 ? retry_ms : 0));
+    job->outcome =
+        json_pack("{s:I, s:s, s:s}", "retry_ms", (json_int_t)(retry_ms >= 0 ? retry_ms : 0), "code", code, "message", message);
     const char *params[] = {job->id, q->worker_id, code, message, retry_ms >= 0 ? retry : NULL};
     fail_ctx_t *fc = calloc(1, sizeof(*fc));
     if (fc == NULL)
@@ -360,7 +465,10 @@ void gw_job_set_stage(gw_job_t *job, const char *stage)
 {
     gw_queue_t *q = job->queue;
     const char *params[] = {job->id, stage, q->worker_id};
-    gw_job_log(GW_LOG_DEBUG, job->id, "stage %s", stage);
+    snprintf(job->stage, sizeof(job->stage), "%s", stage);
+    gw_log_event(GW_LOG_DEBUG, job->id, stage, -1, "stage %s", stage);
+    if (q->pg == NULL)
+        return;
     gw_pg_query(q->pg, "gw_stage",
                 "UPDATE analysis_jobs SET stage = $2, updated_at = clock_timestamp()"
                 " WHERE id = $1 AND status = 'PROCESSING' AND locked_by = $3",
@@ -517,6 +625,10 @@ void gw_queue_on_notify(gw_queue_t *q, const char *channel, const char *payload)
         gw_job_t *job = gw_queue_find(q, payload);
         if (job != NULL && job->state == GW_JOB_RUNNING) {
             q->stats.cancelled++;
+            if (job->deep)
+                q->stats.cancelled_deep++;
+            else
+                q->stats.cancelled_standard++;
             gw_job_log(GW_LOG_INFO, job->id, "cancelled: aborting in-flight work");
             job_abort(job);
         }
@@ -536,6 +648,7 @@ gw_queue_t *gw_queue_create(uv_loop_t *loop, gw_pg_t *pg, const gw_queue_opts_t 
     q->max_jobs = opts->max_jobs;
     q->lease_seconds = opts->lease_seconds;
     q->poll_interval_ms = opts->poll_interval_ms;
+    q->sentry = opts->sentry;
     q->pipeline = *pipeline;
     q->batch_rows = json_array();
     q->next_poll_at = uv_now(loop) + opts->poll_interval_ms;

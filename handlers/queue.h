@@ -4,6 +4,7 @@
  * heartbeat, rescue of expired leases, and the terminal transitions (complete / fail + refund / retry / release).
  * A pipeline (the real one, or a test one) does the work of each claimed job and reports one outcome. */
 #include "reactor/pg.h"
+#include "reactor/sentry.h"
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,6 +26,7 @@ struct st_gw_job_t {
     bool deep;
     int attempts, max_attempts, credits_charged;
     uint64_t claimed_at_ms; /* loop time */
+    char stage[24];         /* last gw_job_set_stage */
     gw_job_state_t state;
     gw_queue_t *queue;
     void *pipeline_data; /* owned by the pipeline */
@@ -48,6 +50,7 @@ typedef struct st_gw_queue_opts_t {
     unsigned max_jobs;
     unsigned lease_seconds;
     uint64_t poll_interval_ms;
+    gw_sentry_t *sentry; /* failed jobs are reported here; may be NULL */
 } gw_queue_opts_t;
 
 typedef struct st_gw_queue_stats_t {
@@ -55,6 +58,7 @@ typedef struct st_gw_queue_stats_t {
     uint64_t claimed_by_poll; /* jobs a fallback poll found (a notification was missed) */
     uint64_t claimed_standard, claimed_deep;
     uint64_t completed_standard, completed_deep, failed_standard, failed_deep;
+    uint64_t retried_standard, retried_deep, cancelled_standard, cancelled_deep;
     uint64_t notifications;
     int64_t queue_depth;     /* PENDING jobs, refreshed every few seconds (never a query per scrape) */
     double oldest_pending_s; /* age of the oldest PENDING job */
@@ -62,6 +66,12 @@ typedef struct st_gw_queue_stats_t {
 
 gw_queue_t *gw_queue_create(uv_loop_t *loop, gw_pg_t *pg, const gw_queue_opts_t *opts, const gw_pipeline_t *pipeline);
 void gw_queue_free(gw_queue_t *q); /* after everything drained */
+
+/* A queue without a database (pg NULL in gw_queue_create), for `glint-worker analyze`: gw_queue_run_local hands one job
+ * to the same pipeline, and its outcome goes to cb instead of PostgreSQL (no retries, no credits). result is borrowed;
+ * on failure it is NULL and code/message say why. */
+typedef void (*gw_queue_local_cb)(const gw_job_t *job, json_t *result, const char *code, const char *message, void *data);
+void gw_queue_run_local(gw_queue_t *q, const char *video_url, bool deep, gw_queue_local_cb cb, void *data);
 
 /* Events from the connection. */
 void gw_queue_on_connect(gw_queue_t *q);

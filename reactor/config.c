@@ -56,6 +56,7 @@ const gw_config_var_t gw_config_vars[] = {
     ENM("GEMINI_THINKING_LEVEL", "low", "minimal|low|medium|high", thinking_level,
         "thinkingConfig.thinkingLevel for Gemini 3 models"),
     STR("SENTRY_DSN", NULL, false, true, sentry_dsn, "Sentry DSN; unset = no error reporting"),
+    STR("SENTRY_ENVIRONMENT", "production", false, false, sentry_environment, "environment tag on Sentry events"),
     ENM("LOG_LEVEL", "info", "debug|info|warn|error", log_level, "log threshold"),
     ENM("LOG_FORMAT", "text", "text|json", log_format, "json = one JSON object per line (Cloud Logging)"),
     STR("WORKER_ID", NULL, false, false, worker_id, "name recorded in locked_by (default host:pid:random)"),

@@ -32,6 +32,7 @@ typedef struct st_gw_config_t {
     long gemini_chunk_chars;
     char *thinking_level;
     char *sentry_dsn;
+    char *sentry_environment;
     char *log_level;
     char *log_format;
     char *worker_id;

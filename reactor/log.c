@@ -16,7 +16,10 @@ static struct {
     size_t nsecrets;
     void (*sink)(const char *, void *);
     void *sink_data;
-} logger = {GW_LOG_INFO, false, {NULL}, 0, NULL, NULL};
+    void (*hook)(const char *, const char *, void *);
+    void *hook_data;
+    bool in_hook;
+} logger = {GW_LOG_INFO, false, {NULL}, 0, NULL, NULL, NULL, NULL, false};
 
 static const char *level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
@@ -52,6 +55,12 @@ void gw_log_set_sink(void (*sink)(const char *, void *), void *data)
 {
     logger.sink = sink;
     logger.sink_data = data;
+}
+
+void gw_log_set_error_hook(void (*hook)(const char *, const char *, void *), void *data)
+{
+    logger.hook = hook;
+    logger.hook_data = data;
 }
 
 bool gw_log_enabled(gw_log_level_t level)
@@ -157,4 +166,9 @@ void gw_log_event(gw_log_level_t level, const char *job_id, const char *stage, d
     redact(line); /* the job id or stage could carry nothing secret, but the JSON escaping could reshape msg */
     emit(line);
     free(line);
+    if (level >= GW_LOG_ERROR && logger.hook != NULL && !logger.in_hook) {
+        logger.in_hook = true;
+        logger.hook(job_id, msg, logger.hook_data);
+        logger.in_hook = false;
+    }
 }

@@ -222,6 +222,15 @@ static void connection_lost(gw_pg_t *pg)
     pg->preparing = false;
 }
 
+/* Server notices and asynchronous errors (e.g. "terminating connection") go through the logger, not raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s", message);
+    msg[strcspn(msg, "\n")] = '\0';
+    gw_warn("pg: server says: %s", msg);
+}
+
 static void start_connect(gw_pg_t *pg)
 {
     /* Our keepalive defaults come first: keywords inside DATABASE_URL override them. */
@@ -232,6 +241,7 @@ static void start_connect(gw_pg_t *pg)
     pg->conn = PQconnectStartParams(keys, vals, 1);
     if (pg->conn == NULL)
         abort();
+    PQsetNoticeProcessor(pg->conn, on_notice, NULL);
     if (PQstatus(pg->conn) == CONNECTION_BAD) {
         gw_warn("pg: cannot start connection: %s", PQerrorMessage(pg->conn));
         connection_lost(pg);

@@ -6,11 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${GW_SANITIZE:-0}" = 1 ]; then
     dir=build-asan
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DGW_SANITIZE=ON >/dev/null
+    docker/build.sh "$dir" --sanitize
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 else
     dir=build
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    docker/build.sh "$dir" # the same script the Dockerfile builds with
 fi
-cmake --build "$dir" -j"$(nproc)"
 ctest --test-dir "$dir" --output-on-failure -j2 "$@"

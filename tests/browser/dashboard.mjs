@@ -1,0 +1,85 @@
+// Drives the dashboard in Debian's headless Chromium (playwright-core, no bundled browser). Environment:
+//   BASE, KEY, DONE_ID, PENDING_ID, VIDEO_URL, XSS (a string the page must show as text), OUT (screenshot dir)
+// Prints one JSON line {"checks": [[ok, what], ...]} for test_dashboard.py to assert.
+import { chromium } from "playwright-core";
+
+const env = process.env;
+const checks = [];
+const check = (ok, what) => checks.push([!!ok, what]);
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const problems = [];
+  page.on("pageerror", (e) => problems.push("pageerror: " + e.message));
+  page.on("console", (m) => { if (m.type() === "error") problems.push("console: " + m.text()); });
+  let dialogs = 0;
+  page.on("dialog", async (d) => { dialogs++; await d.accept(env.KEY); });
+  await page.addInitScript(() => { window.__xss = false; });
+
+  await page.goto(env.BASE + "/", { waitUntil: "load" });
+  await page.waitForSelector("#health .ok", { timeout: 10000 });
+  check(/healthy/.test(await page.textContent("#health")), "health shown");
+  check(/queue \d+/.test(await page.textContent("#health")), "queue depth shown");
+  check(/API key/.test(await page.textContent("#jobs tbody")), "asks for the key before listing jobs");
+
+  await page.fill("#apikey", env.KEY);
+  await page.click("#keyform button");
+  await page.waitForSelector(`tr[data-id="${env.DONE_ID}"]`, { timeout: 10000 });
+  await page.waitForSelector(`tr[data-id="${env.PENDING_ID}"]`, { timeout: 10000 });
+  const doneRow = await page.textContent(`tr[data-id="${env.DONE_ID}"]`);
+  check(/COMPLETED/.test(doneRow) && /done/.test(doneRow), "completed job listed with status and stage: " + doneRow);
+  check(/\d+(\.\d)? s|\d+ ms/.test(doneRow), "durations shown: " + doneRow);
+
+  await page.selectOption("#status-filter", "PENDING");
+  await page.waitForSelector(`tr[data-id="${env.DONE_ID}"]`, { state: "detached", timeout: 10000 });
+  check(await page.$(`tr[data-id="${env.PENDING_ID}"]`), "status filter keeps the pending job");
+  await page.selectOption("#status-filter", "");
+  await page.waitForSelector(`tr[data-id="${env.DONE_ID}"]`, { timeout: 10000 });
+  await page.screenshot({ path: env.OUT + "/dashboard-list.png", fullPage: true });
+
+  // the completed job's page
+  await page.click(`tr[data-id="${env.DONE_ID}"] a`);
+  await page.waitForSelector("ol.timeline li", { timeout: 10000 });
+  const summary = await page.textContent("#summary");
+  check(summary.includes(env.XSS), "summary rendered as text, markup intact: " + summary);
+  check((await page.$$("#job-view img, #job-view script")).length === 0, "no element injected from the data");
+  check(!(await page.evaluate(() => window.__xss)), "no script from the data ran");
+  const links = await page.$$eval("ol.timeline a.ts", (as) => as.map((a) => [a.textContent, a.href]));
+  check(links.length === 3, "three timeline entries: " + JSON.stringify(links));
+  const want = { "00:00": 0, "01:30": 90, "1:02:03": 3723 };
+  for (const [ts, href] of links) {
+    const u = new URL(href);
+    check(u.searchParams.get("t") === want[ts] + "s" && u.searchParams.get("v") === new URL(env.VIDEO_URL).searchParams.get("v"),
+      `timestamp ${ts} links to the video at ${want[ts]}s: ${href}`);
+  }
+  const tl = await page.textContent("ol.timeline");
+  check(tl.includes("Opening") && tl.includes("a detail"), "timeline descriptions and details");
+  check((await page.$$eval("#takeaways li", (l) => l.map((x) => x.textContent))).join("|") === "first point|second point",
+    "takeaways");
+  check((await page.$$eval(".keywords span", (l) => l.map((x) => x.textContent))).join("|") === "alpha|beta", "keywords");
+  const va = await page.textContent("table.visual");
+  check(va.includes("Chart") && va.includes("revenue chart"), "visual audit: " + va);
+  check(!(await page.$("#job-view button.cancel")), "no cancel button on a finished job");
+  await page.screenshot({ path: env.OUT + "/dashboard-job.png", fullPage: true });
+
+  // cancel the pending job from its page: the button asks for the key
+  await page.goto(env.BASE + "/#/job/" + env.PENDING_ID);
+  await page.waitForSelector("#job-view button.cancel", { timeout: 10000 });
+  await page.click("#job-view button.cancel");
+  await page.waitForFunction(() => /CANCELLED/.test(document.getElementById("notice").textContent), null, { timeout: 10000 });
+  check(dialogs === 1, "the cancel button asked for the API key once");
+  await page.waitForFunction(() => /CANCELLED/.test((document.querySelector("#job-view dl") || {}).textContent || ""), null, { timeout: 10000 });
+  check(!(await page.$("#job-view button.cancel")), "cancel button gone once cancelled");
+  await page.screenshot({ path: env.OUT + "/dashboard-cancelled.png", fullPage: true });
+  check(problems.length === 0, "no page errors or CSP violations: " + JSON.stringify(problems));
+} catch (e) {
+  check(false, "browser run: " + (e.stack || e));
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify({ checks }));

@@ -1,0 +1,67 @@
+"""The dashboard end to end in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core from npm)
+against a running worker on real PostgreSQL: health, job list and filter, a completed job's page (timeline links to the
+video at each timestamp, data rendered as text), cancelling a pending job through the UI. Screenshots go to
+<build>/tests/output/."""
+import json
+import os
+import subprocess
+import uuid
+
+from harness import API_KEY, BIN, SRC, Database, Worker, check, migrate, report
+
+BROWSER_DIR = os.path.join(SRC, "browser")
+OUT = os.path.join(BIN, "tests", "output")
+XSS = '<img src=x onerror="window.__xss=true"><script>window.__xss=true</script>'
+VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+
+
+def ensure_playwright():
+    if os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+        return
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True, timeout=240)
+
+
+os.makedirs(OUT, exist_ok=True)
+ensure_playwright()
+db = Database("dashboard")
+w = None
+try:
+    migrate(db)
+    # the jobs exist before the worker starts, so it never claims them (the UI is what acts on them)
+    user = str(uuid.uuid4())
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 5)", user)
+    done = db.one("SELECT glint_enqueue_job(%s, %s)::text", user, VIDEO)
+    result = {"title": "Rick's talk", "summary": "Summary with " + XSS, "keyTakeaways": ["first point", "second point"],
+              "timeline": [{"timestamp": "00:00", "description": "Opening", "details": ["a detail"]},
+                           {"timestamp": "01:30", "description": "Middle", "details": []},
+                           {"timestamp": "1:02:03", "description": "End", "details": []}],
+              "keywords": ["alpha", "beta"],
+              "visualAudit": [{"timestamp": "01:30", "detail": "revenue chart", "type": "Chart"}]}
+    db.q("UPDATE analysis_jobs SET status = 'COMPLETED', stage = 'done', attempts = 1, started_at = created_at + interval"
+         " '2 seconds', finished_at = created_at + interval '14 seconds', run_after = now() WHERE id = %s", done)
+    db.q("INSERT INTO analysis_results (job_id, result, model) VALUES (%s, %s, 'gemini-test')", done, json.dumps(result))
+    # pending and not yet due: the worker leaves it alone, so the UI can cancel it
+    pending = db.one("SELECT glint_enqueue_job(%s, %s)::text", user, "https://youtu.be/ok000000000")
+    db.q("UPDATE analysis_jobs SET run_after = now() + interval '1 hour' WHERE id = %s", pending)
+    balance = db.one("SELECT balance FROM user_credits WHERE user_id = %s", user)
+    w = Worker(db)
+    check(w.wait_ready(), "worker ready")
+
+    env = dict(os.environ, BASE="http://127.0.0.1:%d" % w.port, KEY=API_KEY, DONE_ID=done, PENDING_ID=pending,
+               VIDEO_URL=VIDEO, XSS=XSS, OUT=OUT)
+    p = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard.mjs")], env=env, capture_output=True, text=True,
+                       timeout=180, cwd=BROWSER_DIR)
+    lines = [l for l in p.stdout.splitlines() if l.startswith('{"checks"')]
+    check(p.returncode == 0 and lines, "browser script ran: rc=%d %s" % (p.returncode, p.stderr[-2000:]))
+    for ok, what in (json.loads(lines[-1])["checks"] if lines else []):
+        check(ok, "browser: " + what)
+    check(db.one("SELECT status FROM analysis_jobs WHERE id = %s", pending) == "CANCELLED", "the UI cancelled the job")
+    check(db.one("SELECT balance FROM user_credits WHERE user_id = %s", user) == balance + 1, "its credit was refunded")
+    for name in ("dashboard-list.png", "dashboard-job.png", "dashboard-cancelled.png"):
+        path = os.path.join(OUT, name)
+        check(os.path.exists(path) and os.path.getsize(path) > 5000, "screenshot %s saved" % path)
+finally:
+    if w:
+        w.stop()
+    db.close()
+report()

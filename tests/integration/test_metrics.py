@@ -1,0 +1,159 @@
+"""/metrics: every documented family is present and moves when its event happens — jobs by outcome and mode, stage
+histograms, Gemini calls by status, tokens by kind, retries, LISTEN reconnects, jobs found by poll, queue depth and
+oldest pending age (cached: scrapes cost no queries), active jobs, RSS and open fds. Production binary, stand-ins,
+real PostgreSQL."""
+import re
+import tempfile
+import time
+import uuid
+
+from harness import Database, Worker, check, migrate, report, wait_for
+from standins import fake_gemini, pipeline_env
+
+db = Database("metrics")
+w = None
+gem = fake_gemini()
+work = tempfile.mkdtemp(prefix="glint-metrics-")
+
+
+def scrape():
+    st, text, _ = w.http("GET", "/metrics")
+    vals, types = {}, {}
+    for line in text.splitlines():
+        m = re.match(r"# TYPE (\S+) (\S+)", line)
+        if m:
+            types[m.group(1)] = m.group(2)
+        elif line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            vals[k] = float(v)
+    return vals, types
+
+
+def val(key):
+    return scrape()[0].get(key, 0.0)
+
+
+def enqueue(url, mode="standard"):
+    return db.one("SELECT glint_enqueue_job(%s, %s, %s)::text", user, url, mode)
+
+
+def status(jid):
+    return db.one("SELECT status FROM analysis_jobs WHERE id = %s", jid)
+
+
+try:
+    migrate(db)
+    user = str(uuid.uuid4())
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 1000)", user)
+    w = Worker(db, binary="glint-worker", **pipeline_env(gem, work, POLL_INTERVAL_MS=400, GEMINI_MAX_RETRIES=2))
+    check(w.wait_ready(), "worker ready")
+    v0, types = scrape()
+    families = {"glint_jobs_finished_total": "counter", "glint_jobs_claimed_total": "counter",
+                "glint_stage_duration_seconds": "histogram", "glint_gemini_requests_total": "counter",
+                "glint_gemini_tokens_total": "counter", "glint_retries_total": "counter",
+                "glint_jobs_retried_total": "counter", "glint_listen_reconnects_total": "counter",
+                "glint_jobs_found_by_poll_total": "counter", "glint_queue_depth": "gauge",
+                "glint_queue_oldest_pending_seconds": "gauge", "glint_active_jobs": "gauge",
+                "process_resident_memory_bytes": "gauge", "process_open_fds": "gauge", "glint_sentry_events_total": "counter",
+                "glint_database_up": "gauge"}
+    for f, t in families.items():
+        check(types.get(f) == t, "family %s is a %s (got %s)" % (f, t, types.get(f)))
+    check(v0["process_resident_memory_bytes"] > 1e6 and v0["process_open_fds"] >= 4, "RSS and fds are real numbers")
+    check(v0["glint_database_up"] == 1, "database up")
+
+    # a completed standard job: outcome, claims, stage histograms, Gemini 200, tokens
+    jid = enqueue("https://www.youtube.com/watch?v=ok000000000")
+    wait_for(lambda: status(jid) == "COMPLETED", 30)
+    v1, _ = scrape()
+    k = 'glint_jobs_finished_total{outcome="completed",mode="standard"}'
+    check(v1[k] == v0[k] + 1, "completed/standard +1")
+    check(v1['glint_jobs_claimed_total{mode="standard"}'] == v0['glint_jobs_claimed_total{mode="standard"}'] + 1, "claimed +1")
+    for stage in ("metadata", "analyze"):
+        c = 'glint_stage_duration_seconds_count{stage="%s"}' % stage
+        inf = 'glint_stage_duration_seconds_bucket{stage="%s",le="+Inf"}' % stage
+        check(v1.get(c) == v0.get(c, 0) + 1 and v1.get(inf) == v1.get(c), "stage %s histogram +1" % stage)
+        check(v1.get('glint_stage_duration_seconds_sum{stage="%s"}' % stage, 0) > 0, "stage %s sum > 0" % stage)
+    check(v1.get('glint_gemini_requests_total{code="200"}', 0) >= v0.get('glint_gemini_requests_total{code="200"}', 0) + 1,
+          "Gemini 200 counted")
+    for kind in ("prompt", "output"):
+        key = 'glint_gemini_tokens_total{kind="%s"}' % kind
+        check(v1.get(key, 0) > v0.get(key, 0), "%s tokens counted" % kind)
+    buckets = sorted((float(m.group(1)), v) for kk, v in v1.items()
+                     for m in [re.match(r'glint_stage_duration_seconds_bucket\{stage="metadata",le="([\d.e+]+)"\}', kk)] if m)
+    check(buckets and all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "buckets are cumulative")
+
+    # Gemini answers 503 once: status counted, a retry counted, the job still completes
+    gem.call("/_control", {"faults": ["503"], "fault_count": 1})
+    jid = enqueue("https://youtu.be/ok000000001")
+    wait_for(lambda: status(jid) == "COMPLETED", 30)
+    v2, _ = scrape()
+    check(v2.get('glint_gemini_requests_total{code="503"}', 0) == v1.get('glint_gemini_requests_total{code="503"}', 0) + 1,
+          "Gemini 503 counted")
+    check(v2.get('glint_retries_total{what="gemini"}', 0) == v1.get('glint_retries_total{what="gemini"}', 0) + 1,
+          "Gemini retry counted")
+
+    # failures: permanent (private video) and transient (retried back to PENDING, then failed for good)
+    jid = enqueue("https://youtu.be/private0000")
+    wait_for(lambda: status(jid) == "FAILED", 30)
+    db.q("UPDATE analysis_jobs SET max_attempts = 2 WHERE status = 'PENDING'")
+    jid2 = enqueue("https://youtu.be/ratelimit00")
+    db.q("UPDATE analysis_jobs SET max_attempts = 2 WHERE id = %s", jid2)
+    wait_for(lambda: status(jid2) == "FAILED", 40)
+    v3, _ = scrape()
+    k = 'glint_jobs_finished_total{outcome="failed",mode="standard"}'
+    check(v3[k] == v2[k] + 2, "failed/standard +2: %s -> %s" % (v2[k], v3[k]))
+    k = 'glint_jobs_finished_total{outcome="retried",mode="standard"}'
+    check(v3[k] == v2[k] + 1 and v3["glint_jobs_retried_total"] == v2["glint_jobs_retried_total"] + 1, "retried +1")
+
+    # a job in flight: active_jobs 1; cancelled through the API: cancelled/standard +1, active back to 0
+    jid = enqueue("https://youtu.be/hang0000000")
+    check(wait_for(lambda: val("glint_active_jobs") == 1, 10), "active_jobs = 1 while a job runs")
+    st, _ = w.json("POST", "/worker/jobs/%s/cancel" % jid)
+    check(st == 200 and wait_for(lambda: val("glint_active_jobs") == 0, 10), "active_jobs back to 0 after cancel")
+    k = 'glint_jobs_finished_total{outcome="cancelled",mode="standard"}'
+    check(val(k) == v3[k] + 1, "cancelled/standard +1")
+
+    # deep mode is counted under its own label
+    jid = enqueue("https://youtu.be/ok000000004", "deep")
+    wait_for(lambda: status(jid) in ("COMPLETED", "FAILED"), 60)
+    v4, _ = scrape()
+    out = "completed" if status(jid) == "COMPLETED" else "failed"
+    k = 'glint_jobs_finished_total{outcome="%s",mode="deep"}' % out
+    check(v4[k] == v3[k] + 1 and v4['glint_jobs_claimed_total{mode="deep"}'] >= 1, "deep job counted as %s/deep" % out)
+
+    # a job inserted without its notification is found by the fallback poll
+    cur = db.conn.cursor()
+    cur.execute("BEGIN; SET LOCAL session_replication_role = replica;"
+                " INSERT INTO analysis_jobs (user_id, video_url, mode) VALUES (%s, 'https://youtu.be/ok000000005', 'standard')"
+                " RETURNING id::text", (user,))
+    jid = cur.fetchone()[0]
+    cur.execute("COMMIT")
+    wait_for(lambda: status(jid) == "COMPLETED", 20)
+    check(val("glint_jobs_found_by_poll_total") == v4["glint_jobs_found_by_poll_total"] + 1, "found by poll +1")
+
+    # queue depth and oldest age: refreshed by the maintenance timer
+    db.q("INSERT INTO analysis_jobs (user_id, video_url, mode, run_after, created_at) SELECT %s, 'https://youtu.be/ok000000006',"
+         " 'standard', now() + interval '1 hour', now() - interval '90 seconds' FROM generate_series(1, 5)", user)
+    check(wait_for(lambda: val("glint_queue_depth") == 5, 12), "queue depth 5")
+    check(val("glint_queue_oldest_pending_seconds") >= 90, "oldest pending >= 90 s")
+    # cached: 100 scrapes cost (next to) no transactions
+    xact = lambda: db.one("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+    db.q("SELECT pg_stat_clear_snapshot()")
+    x0 = xact()
+    for _ in range(100):
+        scrape()
+    time.sleep(0.6)  # statistics are flushed by backends at most every 500 ms
+    db.q("SELECT pg_stat_clear_snapshot()")
+    x1 = xact()
+    check(x1 - x0 < 30, "100 scrapes ran no queries (transactions: %d)" % (x1 - x0))
+
+    # LISTEN connection dropped: reconnect counted, database_up back to 1
+    r0 = val("glint_listen_reconnects_total")
+    db.q("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'glint-worker'")
+    check(wait_for(lambda: val("glint_listen_reconnects_total") == r0 + 1 and val("glint_database_up") == 1, 15),
+          "LISTEN reconnect counted")
+finally:
+    if w:
+        w.stop()
+    db.close()
+report()
