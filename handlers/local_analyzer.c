@@ -13,7 +13,7 @@
 #define TEXTRANK_MAX 1500     /* above this many sentences centrality is measured against the centroid instead */
 #define TEXTRANK_ITERS 60
 #define DAMPING 0.85
-#define TILE_BLOCK 3        /* sentences on each side of a gap (TextTiling block size) */
+#define TILE_BLOCK 3 /* sentences on each side of a gap (TextTiling block size) */
 #define MAX_KEYWORDS 10
 #define MAX_SCENES 40
 #define DESC_MAX 180 /* bytes of a timeline description before it is shortened at a word boundary */
@@ -80,19 +80,18 @@ static const char *const stopwords[] = {
     "couldn't", "did", "didn't", "do", "does", "doesn't", "doing", "don't", "done", "down", "during", "each", "either", "else",
     "enough", "even", "ever", "every", "few", "first", "for", "from", "further", "get", "gets", "getting", "give", "given", "go",
     "goes", "going", "gone", "got", "had", "has", "hasn't", "have", "haven't", "having", "he", "her", "here", "hers", "herself",
-    "him", "himself", "his", "how", "however", "i", "i'm", "i've", "if", "in", "into", "is", "isn't", "it", "it's", "its",
-    "itself", "just", "keep", "kind", "know", "last", "least", "less", "let", "let's", "like", "look", "lot", "lots", "made",
-    "make", "makes", "many", "may", "maybe", "me", "might", "more", "most", "much", "must", "my", "myself", "need", "needs",
-    "never", "new", "next", "no", "nor", "not", "now", "of", "off", "often", "oh", "ok", "okay", "on", "once", "one", "only",
-    "or", "other", "others", "our", "ours", "ourselves", "out", "over", "own", "part", "per", "put", "quite", "rather", "really",
-    "right", "said", "same", "say", "says", "second", "see", "seen", "several", "shall", "she", "should", "shouldn't", "show",
-    "shows", "since", "so", "some", "something", "still", "such", "sure", "take", "takes", "than", "that", "that's", "the",
-    "their", "theirs", "them", "themselves", "then", "there", "there's", "these", "they", "they're", "thing", "things", "think",
-    "third", "this", "those", "though", "three", "through", "thus", "to", "too", "two", "under", "until", "up", "upon", "us",
-    "use", "used", "uses", "using", "very", "via", "want", "was", "wasn't", "way", "we", "we're", "we've", "well", "went",
-    "were", "weren't", "what", "what's", "when", "where", "whether", "which", "while", "who", "whole", "whom", "whose", "why",
-    "will", "with", "within", "without", "won't", "would", "wouldn't", "yeah", "yes", "yet", "you", "you're", "you've", "your",
-    "yours", "yourself", "yourselves",
+    "him", "himself", "his", "how", "however", "i", "i'm", "i've", "if", "in", "into", "is", "isn't", "it", "it's", "its", "itself",
+    "just", "keep", "kind", "know", "last", "least", "less", "let", "let's", "like", "look", "lot", "lots", "made", "make", "makes",
+    "many", "may", "maybe", "me", "might", "more", "most", "much", "must", "my", "myself", "need", "needs", "never", "new", "next",
+    "no", "nor", "not", "now", "of", "off", "often", "oh", "ok", "okay", "on", "once", "one", "only", "or", "other", "others",
+    "our", "ours", "ourselves", "out", "over", "own", "part", "per", "put", "quite", "rather", "really", "right", "said", "same",
+    "say", "says", "second", "see", "seen", "several", "shall", "she", "should", "shouldn't", "show", "shows", "since", "so",
+    "some", "something", "still", "such", "sure", "take", "takes", "than", "that", "that's", "the", "their", "theirs", "them",
+    "themselves", "then", "there", "there's", "these", "they", "they're", "thing", "things", "think", "third", "this", "those",
+    "though", "three", "through", "thus", "to", "too", "two", "under", "until", "up", "upon", "us", "use", "used", "uses", "using",
+    "very", "via", "want", "was", "wasn't", "way", "we", "we're", "we've", "well", "went", "were", "weren't", "what", "what's",
+    "when", "where", "whether", "which", "while", "who", "whole", "whom", "whose", "why", "will", "with", "within", "without",
+    "won't", "would", "wouldn't", "yeah", "yes", "yet", "you", "you're", "you've", "your", "yours", "yourself", "yourselves",
     /* a few frequent function words of other languages, so foreign transcripts do not yield "der, und, les" */
     "das", "dem", "den", "der", "des", "die", "ein", "eine", "und", "ist", "nicht", "mit", "les", "une", "est", "pas", "pour",
     "que", "qui", "dans", "por", "para", "con", "los", "las", "una", "el", "la", "le", "il", "di", "che", "non", "und"};
@@ -903,8 +902,21 @@ char **gw_local_argv_scenes(const char *ffmpeg_path, const char *path, const cha
 {
     char vf[96];
     snprintf(vf, sizeof(vf), "select='gt(scene,%s)',showinfo", threshold ? threshold : GW_LOCAL_SCENE_THRESHOLD);
-    const char *v[] = {ffmpeg_path ? ffmpeg_path : "ffmpeg", "-nostdin", "-hide_banner", "-v", "info", "-i", path, "-an", "-sn",
-                       "-dn", "-vf", vf, "-f", "null", "-"};
+    const char *v[] = {ffmpeg_path ? ffmpeg_path : "ffmpeg",
+                       "-nostdin",
+                       "-hide_banner",
+                       "-v",
+                       "info",
+                       "-i",
+                       path,
+                       "-an",
+                       "-sn",
+                       "-dn",
+                       "-vf",
+                       vf,
+                       "-f",
+                       "null",
+                       "-"};
     size_t n = sizeof(v) / sizeof(v[0]);
     char **argv = calloc(n + 1, sizeof(char *));
     if (argv == NULL)

@@ -25,10 +25,10 @@
 bool gw_analyzer_is_local(const char *analyzer, const char *gemini_api_key);
 
 typedef struct st_gw_local_input_t {
-    const gw_video_meta_t *meta;  /* title, duration (< 0 unknown), chapters */
-    const gw_transcript_t *tr;    /* required, at least one segment with text */
-    bool deep;                    /* adds visualAudit */
-    const double *scene_times;    /* deep: seconds of visual changes, any order; may be NULL */
+    const gw_video_meta_t *meta; /* title, duration (< 0 unknown), chapters */
+    const gw_transcript_t *tr;   /* required, at least one segment with text */
+    bool deep;                   /* adds visualAudit */
+    const double *scene_times;   /* deep: seconds of visual changes, any order; may be NULL */
     size_t nscene_times;
 } gw_local_input_t;
 

@@ -177,8 +177,16 @@ static char **argv_dup(const char *const *items, size_t n)
 
 char **gw_localmedia_argv_probe(const char *ffprobe_path, const char *path)
 {
-    const char *v[] = {ffprobe_path ? ffprobe_path : "ffprobe", "-v", "error", "-print_format", "json", "-show_format",
-                       "-show_streams", "-show_chapters", "--", path};
+    const char *v[] = {ffprobe_path ? ffprobe_path : "ffprobe",
+                       "-v",
+                       "error",
+                       "-print_format",
+                       "json",
+                       "-show_format",
+                       "-show_streams",
+                       "-show_chapters",
+                       "--",
+                       path};
     return argv_dup(v, sizeof(v) / sizeof(v[0]));
 }
 
@@ -186,8 +194,20 @@ char **gw_localmedia_argv_extract_subs(const char *ffmpeg_path, const char *path
 {
     char map[32];
     snprintf(map, sizeof(map), "0:%d", stream_index);
-    const char *v[] = {ffmpeg_path ? ffmpeg_path : "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", path, "-map", map,
-                       "-c:s", "webvtt", "-f", "webvtt", out_vtt};
+    const char *v[] = {ffmpeg_path ? ffmpeg_path : "ffmpeg",
+                       "-nostdin",
+                       "-v",
+                       "error",
+                       "-y",
+                       "-i",
+                       path,
+                       "-map",
+                       map,
+                       "-c:s",
+                       "webvtt",
+                       "-f",
+                       "webvtt",
+                       out_vtt};
     return argv_dup(v, sizeof(v) / sizeof(v[0]));
 }
 

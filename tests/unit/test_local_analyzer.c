@@ -201,11 +201,14 @@ static void test_chapters(void)
 /* Rolling auto-captions: no punctuation at all, timing beyond the stated duration. */
 static void test_unpunctuated(void)
 {
-    static const char *const lines[] = {
-        "so today we look at how the queue claims jobs from postgres",    "every worker asks for jobs with skip locked so two workers",
-        "never take the same job and the lease keeps the claim alive",    "when a worker dies the lease expires and another worker takes",
-        "the job again the credits are refunded when a job finally fails", "and the refund happens in the same transaction as the status",
-        "change so credits are never lost and never counted twice",       "that is the whole queue in a few sentences thanks for watching"};
+    static const char *const lines[] = {"so today we look at how the queue claims jobs from postgres",
+                                        "every worker asks for jobs with skip locked so two workers",
+                                        "never take the same job and the lease keeps the claim alive",
+                                        "when a worker dies the lease expires and another worker takes",
+                                        "the job again the credits are refunded when a job finally fails",
+                                        "and the refund happens in the same transaction as the status",
+                                        "change so credits are never lost and never counted twice",
+                                        "that is the whole queue in a few sentences thanks for watching"};
     gw_transcript_t t;
     make_transcript(&t, lines, 8, 4000);
     gw_video_meta_t m = {.title = "Queue", .duration = 25}; /* shorter than the captions' 32 s */

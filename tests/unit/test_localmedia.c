@@ -122,11 +122,11 @@ static void test_resolve(void)
     resolve_case("file://localhost%s/media/sub/b.mp4", "media", NULL, "media/sub/b.mp4");
     resolve_case("file://%s/media/%%61.mp4", "media", NULL, "media/a.mp4");
     resolve_case("file://%s/media/sp%%20ace%%26odd.mp4", "media", NULL, "media/sp ace&odd.mp4");
-    resolve_case("%s/media/link_in", "media", NULL, "media/a.mp4");            /* symlink staying inside */
-    resolve_case("%s/medialink/a.mp4", "media", NULL, "media/a.mp4");          /* via a symlinked dir to the root */
-    resolve_case("%s/media/a.mp4", "medialink", NULL, "media/a.mp4");          /* root itself given via a symlink */
-    resolve_case("%s/media/a.mp4", "media/", NULL, "media/a.mp4");             /* trailing slash on the root */
-    resolve_case("%s/media//sub///b.mp4", "media", NULL, "media/sub/b.mp4");   /* repeated slashes are harmless */
+    resolve_case("%s/media/link_in", "media", NULL, "media/a.mp4");          /* symlink staying inside */
+    resolve_case("%s/medialink/a.mp4", "media", NULL, "media/a.mp4");        /* via a symlinked dir to the root */
+    resolve_case("%s/media/a.mp4", "medialink", NULL, "media/a.mp4");        /* root itself given via a symlink */
+    resolve_case("%s/media/a.mp4", "media/", NULL, "media/a.mp4");           /* trailing slash on the root */
+    resolve_case("%s/media//sub///b.mp4", "media", NULL, "media/sub/b.mp4"); /* repeated slashes are harmless */
     /* outside, by symlink or by prefix */
     resolve_case("%s/media/link_out", "media", "path_not_allowed", NULL);
     resolve_case("%s/media/dirlink/secret.mp4", "media", "path_not_allowed", NULL);
@@ -152,9 +152,9 @@ static void test_resolve(void)
     resolve_case("%s/media/a\n.mp4", "media", "invalid_path", NULL);
     resolve_case("file://%s/media/a.mp4?x=1", "media", "invalid_path", NULL);
     resolve_case("file://%s/media/a.mp4#frag", "media", "invalid_path", NULL);
-    resolve_case("file:%s/media/a.mp4", "media", "invalid_path", NULL);          /* file:/path (no authority) */
+    resolve_case("file:%s/media/a.mp4", "media", "invalid_path", NULL);               /* file:/path (no authority) */
     resolve_case("file://evil.example%s/media/a.mp4", "media", "invalid_path", NULL); /* remote host */
-    resolve_case("media/a.mp4%s", "media", "invalid_path", NULL);               /* relative */
+    resolve_case("media/a.mp4%s", "media", "invalid_path", NULL);                     /* relative */
     /* not regular files, missing */
     resolve_case("%s/media/sub", "media", "not_a_file", NULL);
     resolve_case("%s/media/fifo", "media", "not_a_file", NULL);
@@ -242,8 +242,9 @@ static void test_probe(void)
     CHECK(info.has_video && info.has_audio);
     gw_video_meta_free(&m);
 
-    const char *bare = "{\"streams\":[{\"index\":0,\"codec_type\":\"audio\",\"duration\":\"12.5\",\"tags\":{\"language\":\"und\"}}],"
-                       "\"format\":{\"filename\":\"x\"}}";
+    const char *bare =
+        "{\"streams\":[{\"index\":0,\"codec_type\":\"audio\",\"duration\":\"12.5\",\"tags\":{\"language\":\"und\"}}],"
+        "\"format\":{\"filename\":\"x\"}}";
     CHECK_INT(gw_localmedia_parse_probe(bare, strlen(bare), "/m/my.talk.ogg", &m, &info, &code), 0);
     CHECK_STR(m.title, "my.talk");
     CHECK(m.language == NULL);
@@ -262,8 +263,9 @@ static void test_probe(void)
 static void test_argv(void)
 {
     char **a = gw_localmedia_argv_probe(NULL, "/m/a b.mp4");
-    const char *want[] = {"ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-show_chapters", "--",
-                          "/m/a b.mp4", NULL};
+    const char *want[] = {
+        "ffprobe", "-v",         "error", "-print_format", "json", "-show_format", "-show_streams", "-show_chapters",
+        "--",      "/m/a b.mp4", NULL};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         CHECK_STR(a[i] ? a[i] : "(end)", want[i] ? want[i] : "(end)");
     gw_argv_free(a);
@@ -303,8 +305,10 @@ static void test_embedded_subtitles(void)
     snprintf(json_path, sizeof(json_path), "%s/outside/probe.json", base);
     snprintf(vtt_out, sizeof(vtt_out), "%s/outside/out.vtt", base);
     put("outside/in.srt", srt);
-    char *mk[] = {"ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=blue:s=64x48:d=5", "-i", srt_path,
-                  "-map", "0", "-map", "1", "-c:v", "libx264", "-c:s", "srt", "-metadata:s:s:0", "language=eng", mkv, NULL};
+    char *mk[] = {
+        "ffmpeg", "-nostdin",        "-v",           "error", "-y",   "-f", "lavfi", "-i",      "color=c=blue:s=64x48:d=5",
+        "-i",     srt_path,          "-map",         "0",     "-map", "1",  "-c:v",  "libx264", "-c:s",
+        "srt",    "-metadata:s:s:0", "language=eng", mkv,     NULL};
     CHECK_INT(run(mk, NULL), 0);
     char **probe = gw_localmedia_argv_probe(NULL, mkv);
     CHECK_INT(run(probe, json_path), 0);
