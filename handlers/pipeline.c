@@ -409,9 +409,12 @@ static run_t *new_run(gw_job_t *job, gw_app_t *app)
 
 /* A local file prepared by handlers/pipeline_local.c (ffprobe + subtitles) continues here with Gemini. media_path is
  * the file deep mode would upload; this pipeline sends the transcript only. */
-static void start_prepared(gw_job_t *job, gw_video_meta_t *meta, gw_transcript_t *tr, const char *media_path, void *ctx)
+static void start_prepared(gw_job_t *job, gw_video_meta_t *meta, gw_transcript_t *tr, json_t *timings, const char *media_path,
+                           void *ctx)
 {
     run_t *run = new_run(job, ctx);
+    json_decref(run->timings);
+    run->timings = timings;
     run->meta = *meta;
     run->tr = *tr;
     memset(meta, 0, sizeof(*meta));

@@ -182,13 +182,15 @@ static void hand_off(lrun_t *run)
     gw_video_meta_t meta = run->meta;
     gw_transcript_t tr = run->tr;
     char *path = run->path;
+    json_t *timings = run->timings;
     gw_local_handoff_cb cb = run->handoff;
     void *ctx = run->ctx;
     memset(&run->meta, 0, sizeof(run->meta));
     memset(&run->tr, 0, sizeof(run->tr));
     run->path = NULL;
+    run->timings = NULL;
     gw_job_t *job = release(run);
-    cb(job, &meta, &tr, path, ctx);
+    cb(job, &meta, &tr, timings, path, ctx);
     gw_video_meta_free(&meta); /* whatever the callee did not take */
     gw_transcript_free(&tr);
     free(path);

@@ -16,9 +16,10 @@
 
 /* Called when a local file is prepared and ANALYZER selects Gemini: the callee takes over the job (it reports the
  * outcome and handles aborts from now on) and takes ownership of *meta and *tr (moved out; the caller's copies are
- * zeroed). media_path (the resolved file, valid during the call) is what deep mode uploads. tr may hold no segments in
- * deep mode (Gemini watches the video). */
-typedef void (*gw_local_handoff_cb)(gw_job_t *job, gw_video_meta_t *meta, gw_transcript_t *tr, const char *media_path, void *ctx);
+ * zeroed) and of timings (the stages so far, a JSON object). media_path (the resolved file, valid during the call)
+ * is what deep mode uploads. tr may hold no segments in deep mode (Gemini watches the video). */
+typedef void (*gw_local_handoff_cb)(gw_job_t *job, gw_video_meta_t *meta, gw_transcript_t *tr, json_t *timings,
+                                    const char *media_path, void *ctx);
 
 /* Takes the job when its video_url is local (gw_localmedia_is_local) and returns true; false leaves it to the caller.
  * handoff may be NULL: then a Gemini-analyzed local job fails with "analyzer_unavailable". */
