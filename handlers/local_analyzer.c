@@ -979,6 +979,8 @@ json_t *gw_local_analyze(const gw_local_input_t *in, char *err, size_t errlen)
         textrank(&d);
     else
         centroid_rank(&d);
+    for (size_t i = 0; i < d.n; i++) /* centrality alone favours short greetings; weigh in how much a sentence says */
+        d.s[i].score *= log(2.0 + (double)d.s[i].nterm);
     char *used = calloc(d.n, 1);
     if (used == NULL)
         abort();

@@ -10,6 +10,8 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 mp4=$out/glint-sample.mp4 vtt=$out/glint-sample.vtt stamp=$out/.glint-sample.stamp
 sum=$(sha256sum "$0" | cut -c1-16)
+exec 9>"$out/.glint-sample.lock"
+flock 9 # the demo and the tests may render into the same directory at once
 if [ -s "$mp4" ] && [ -s "$vtt" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
     echo "$mp4"
     exit 0
