@@ -337,8 +337,9 @@ static bool prepare(lrun_t *run)
 
 bool gw_pipeline_local_start(gw_app_t *app, gw_job_t *job, gw_local_handoff_cb handoff, void *ctx)
 {
-    if (!gw_localmedia_is_local(job->video_url))
-        return false;
+    const char *dir = app->cfg->local_media_dir;
+    if (!gw_localmedia_is_local(job->video_url) || dir == NULL || *dir == '\0')
+        return false; /* local files disabled: the URL check refuses it like any other non-video URL */
     lrun_t *run = calloc(1, sizeof(*run));
     if (run == NULL)
         abort();

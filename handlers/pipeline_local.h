@@ -21,7 +21,8 @@
 typedef void (*gw_local_handoff_cb)(gw_job_t *job, gw_video_meta_t *meta, gw_transcript_t *tr, json_t *timings,
                                     const char *media_path, void *ctx);
 
-/* Takes the job when its video_url is local (gw_localmedia_is_local) and returns true; false leaves it to the caller.
+/* Takes the job when its video_url is local (gw_localmedia_is_local) and LOCAL_MEDIA_DIR is set, and returns true;
+ * false leaves it to the caller (whose URL check then refuses a local URL as "invalid_url", as before local files).
  * handoff may be NULL: then a Gemini-analyzed local job fails with "analyzer_unavailable". */
 bool gw_pipeline_local_start(gw_app_t *app, gw_job_t *job, gw_local_handoff_cb handoff, void *ctx);
 

@@ -132,6 +132,15 @@ try:
     check(wait_for(lambda: os.listdir(work_dir) == [], 5), "every scratch dir removed: %s" % os.listdir(work_dir))
     w.stop()
 
+    # LOCAL_MEDIA_DIR unset: local URLs are refused by the URL check, as before local files existed
+    w = Worker(db, binary="glint-worker", WORK_DIR=work_dir)
+    workers.append(w)
+    check(w.wait_ready(), "worker without LOCAL_MEDIA_DIR ready")
+    for url in (os.path.join(media, "talk.mp4"), "file://" + os.path.join(media, "talk.mp4")):
+        jid, row = run_job(url)
+        check(row == ("FAILED", "invalid_url") and refunded(jid), "local files disabled: %s -> %r" % (url, row))
+    w.stop()
+
     # cancel while ffprobe runs: the subprocess is killed, the job CANCELLED, scratch removed
     pidfile = os.path.join(tmp, "slow.pid")
     slow = os.path.join(tmp, "slow-ffprobe")
