@@ -10,7 +10,7 @@ build="build-essential cmake pkg-config libh2o-dev libuv1-dev libssl-dev libpq-d
 runtime="libh2o0.13 libuv1 libpq5 libcurl4 libjansson4 libssl3 ffmpeg yt-dlp ca-certificates"
 media="espeak-ng fonts-dejavu-core"
 test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format $media"
-demo="postgresql util-linux $media"
+demo="postgresql util-linux curl $media"
 check=0
 pkgs=""
 for what in "$@"; do

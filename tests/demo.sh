@@ -128,6 +128,7 @@ sample=$(tests/media/make_sample.sh "$media" | tail -n 1)
 info "$sample ($(du -h "$sample" | cut -f1), $(ffprobe -v error -show_entries format=duration -of csv=p=0 "$sample" | cut -d. -f1) s)"
 
 # ---- worker ----
+[ "${ANALYZER:-auto}" != gemini ] || [ -n "${GEMINI_API_KEY:-}" ] || die "ANALYZER=gemini needs GEMINI_API_KEY"
 if [ -n "${GEMINI_API_KEY:-}" ] && [ "${ANALYZER:-auto}" != local ]; then
     analyzer="Gemini (GEMINI_API_KEY is set)"
 else
@@ -197,7 +198,7 @@ fi
 
 # ---- where to look ----
 dash=""
-for path in /dashboard /; do
+for path in $(command -v curl >/dev/null && echo /dashboard /); do
     code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port$path" 2>/dev/null || true)
     [ "$code" = 200 ] && { dash="http://127.0.0.1:$http_port$path"; break; }
 done
