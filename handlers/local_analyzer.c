@@ -10,7 +10,9 @@
 #include <strings.h>
 
 #define MAX_SENTENCE_WORDS 40 /* unpunctuated captions are cut into pieces this long */
-#define TEXTRANK_MAX 1500     /* above this many sentences centrality is measured against the centroid instead */
+#define TEXTRANK_MAX                                                                                                               \
+    600 /* above this many sentences (~40 min of speech) centrality is measured against the centroid:                              \
+         * TextRank is O(n^2) and runs on the loop thread */
 #define TEXTRANK_ITERS 60
 #define DAMPING 0.85
 #define TILE_BLOCK 3 /* sentences on each side of a gap (TextTiling block size) */
@@ -243,7 +245,8 @@ static void index_sentence(doc_t *d, size_t si)
         d->t[id].count++;
         if (prev[0] != '\0') {
             snprintf(key, sizeof(key), "%s %s", prev, tok);
-            d->t[intern(d, key, true)].count++;
+            uint32_t pid = intern(d, key, true); /* may move d->t */
+            d->t[pid].count++;
         }
         snprintf(prev, sizeof(prev), "%s", tok);
     }
@@ -427,7 +430,12 @@ static void textrank(doc_t *d)
                     acc += sim[j * n + i] / deg[j] * r[j];
             nr[i] = (1 - DAMPING) / (double)n + DAMPING * acc;
         }
+        double change = 0;
+        for (size_t i = 0; i < n; i++)
+            change += fabs(nr[i] - r[i]);
         memcpy(r, nr, n * sizeof(double));
+        if (change < 1e-9)
+            break;
     }
     for (size_t i = 0; i < n; i++)
         d->s[i].score = r[i] * (double)n;
@@ -692,27 +700,35 @@ static json_t *timeline_from_chapters(const doc_t *d, const gw_video_meta_t *m)
     return arr;
 }
 
-/* Block cohesion at each gap g (between sentences g-1 and g): cosine of the summed weights of the blocks around it. */
+/* Block cohesion at each gap g (between sentences g-1 and g): cosine of the summed weights of the blocks around it.
+ * Sparse: only the terms of the 2 * TILE_BLOCK sentences are touched, so long transcripts stay linear. */
 static void cohesion(const doc_t *d, double *coh)
 {
     double *l = calloc(d->nt ? d->nt : 1, sizeof(double)), *r = calloc(d->nt ? d->nt : 1, sizeof(double));
+    vec_t touched = {0};
     if (l == NULL || r == NULL)
         abort();
     for (size_t g = 1; g < d->n; g++) {
         size_t lo = g > TILE_BLOCK ? g - TILE_BLOCK : 0, hi = g + TILE_BLOCK < d->n ? g + TILE_BLOCK : d->n;
-        memset(l, 0, d->nt * sizeof(double));
-        memset(r, 0, d->nt * sizeof(double));
+        touched.n = 0;
         for (size_t i = lo; i < hi; i++)
-            for (size_t k = 0; k < d->s[i].nterm; k++)
-                (i < g ? l : r)[d->s[i].term[k]] += d->s[i].w[k];
+            for (size_t k = 0; k < d->s[i].nterm; k++) {
+                uint32_t t = d->s[i].term[k];
+                if (l[t] == 0 && r[t] == 0)
+                    vec_push(&touched, t);
+                (i < g ? l : r)[t] += d->s[i].w[k];
+            }
         double dot = 0, nl = 0, nr = 0;
-        for (size_t t = 0; t < d->nt; t++) {
+        for (size_t j = 0; j < touched.n; j++) {
+            uint32_t t = touched.id[j];
             dot += l[t] * r[t];
             nl += l[t] * l[t];
             nr += r[t] * r[t];
+            l[t] = r[t] = 0;
         }
         coh[g] = nl > 0 && nr > 0 ? dot / sqrt(nl * nr) : 0;
     }
+    free(touched.id);
     free(l);
     free(r);
 }

@@ -322,9 +322,10 @@ static void test_long(void)
     char **lines = calloc(N, sizeof(char *));
     for (size_t i = 0; i < N; i++) {
         const char *base = topics[(i / 40) % NTOPIC];
-        size_t len = strlen(base) + 32;
+        size_t len = strlen(base) + 96;
         lines[i] = malloc(len);
-        snprintf(lines[i], len, "Part %zu: %s", i, base);
+        snprintf(lines[i], len, "Part %zu: %s Alpha%zu beta%zu gamma%zu delta%zu.", i, base, i, i, i,
+                 i); /* thousands of distinct terms: tables grow */
     }
     gw_transcript_t t;
     make_transcript(&t, (const char *const *)lines, N, 1500);
