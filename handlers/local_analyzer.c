@@ -9,7 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_SENTENCE_WORDS 40 /* unpunctuated captions are cut into pieces this long */
+#define MAX_SENTENCE_WORDS 40  /* unpunctuated captions are cut into pieces this long */
+#define MAX_SENTENCE_BYTES 600 /* likewise for scripts written without blanks */
 #define TEXTRANK_MAX                                                                                                               \
     600 /* above this many sentences (~40 min of speech) centrality is measured against the centroid:                              \
          * TextRank is O(n^2) and runs on the loop thread */
@@ -250,7 +251,8 @@ static void index_sentence(doc_t *d, size_t si)
         }
         snprintf(prev, sizeof(prev), "%s", tok);
     }
-    qsort(v.id, v.n, sizeof(uint32_t), cmp_u32);
+    if (v.n > 1)
+        qsort(v.id, v.n, sizeof(uint32_t), cmp_u32);
     s->term = xrealloc(NULL, (v.n ? v.n : 1) * sizeof(uint32_t));
     s->w = xrealloc(NULL, (v.n ? v.n : 1) * sizeof(double));
     for (size_t i = 0; i < v.n; i++) {
@@ -342,6 +344,9 @@ static bool ends_sentence(const char *w, size_t n)
     static const char *const abbrev[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "vs.", "etc.", "approx.", "no.", "st."};
     while (n > 0 && strchr("\"')]", w[n - 1]) != NULL)
         n--;
+    if (n >= 3 && (memcmp(w + n - 3, "\xe3\x80\x82", 3) == 0 || memcmp(w + n - 3, "\xef\xbc\x81", 3) == 0 ||
+                   memcmp(w + n - 3, "\xef\xbc\x9f", 3) == 0)) /* full-width 。！？ */
+        return true;
     if (n == 0 || strchr(".!?", w[n - 1]) == NULL)
         return false;
     for (size_t i = 0; i < sizeof(abbrev) / sizeof(abbrev[0]); i++)
@@ -372,7 +377,7 @@ static void split_segment(doc_t *d, sbuf_t *b, const gw_segment_t *seg)
             b->start_ms = t0;
         sbuf_word(b, p, n);
         b->end_ms = seg->start_ms + (nwords ? span * (int64_t)(k + 1) / (int64_t)nwords : 0);
-        if ((ends_sentence(p, n) && b->words >= 3) || b->words >= MAX_SENTENCE_WORDS)
+        if ((ends_sentence(p, n) && b->words >= 3) || b->words >= MAX_SENTENCE_WORDS || b->len >= MAX_SENTENCE_BYTES)
             flush_sentence(d, b);
         p += n;
         k++;
@@ -581,8 +586,11 @@ static json_t *short_text(const char *s)
     if (n <= DESC_MAX)
         return must(json_string(s));
     size_t cut = DESC_MAX;
-    while (cut > 0 && s[cut] != ' ')
+    while (cut > DESC_MAX / 2 && s[cut] != ' ')
         cut--;
+    if (s[cut] != ' ') /* no blank (e.g. Japanese): cut between UTF-8 characters */
+        for (cut = DESC_MAX; cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80; cut--)
+            ;
     char *b = xrealloc(NULL, cut + 4);
     memcpy(b, s, cut);
     memcpy(b + cut, "...", 4);

@@ -315,6 +315,44 @@ static void test_edges(void)
     CHECK(!gw_analyzer_is_local("auto", "AIza-something"));
 }
 
+/* Scripts without blanks and non-ASCII words: valid UTF-8 out, descriptions never empty. */
+static void test_unicode(void)
+{
+    static const char *const lines[] = {
+        "\xe4\xbb\x8a\xe6\x97\xa5\xe3\x81\xaf\xe3\x82\xad\xe3\x83\xa5\xe3\x83\xbc\xe3\x81\xae\xe8\xa9\xb1\xe3\x81\xa7\xe3\x81\x99"
+        "\xe3\x80\x82",
+        "Die Warteschlange verteilt Aufträge an mehrere Arbeiter, und jeder Arbeiter hält eine Sperre.",
+        "Die Sperre läuft ab, wenn ein Arbeiter ausfällt, und ein anderer Arbeiter übernimmt den Auftrag.",
+        "Überweisungen und Gutschriften werden in derselben Transaktion gebucht."};
+    char longline[2048] = "";
+    for (int i = 0; i < 120; i++)
+        strcat(longline, "\xe3\x82\xad\xe3\x83\xa5\xe3\x83\xbc"); /* 360 characters, no blank, no stop */
+    const char *all[5] = {lines[0], lines[1], lines[2], lines[3], longline};
+    gw_transcript_t t;
+    make_transcript(&t, all, 5, 5000);
+    gw_video_meta_t m = {.title = "Unicode", .duration = 30};
+    gw_local_input_t in = {&m, &t, false, NULL, 0};
+    char err[256];
+    json_t *r = gw_local_analyze(&in, err, sizeof(err));
+    CHECK_INT(gw_result_validate(r, m.duration, false, err, sizeof(err)), 0);
+    char *dump = json_dumps(r, 0); /* jansson refuses invalid UTF-8, so a dump proves it valid */
+    CHECK(dump != NULL);
+    free(dump);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(r, "timeline"), i, e)
+    {
+        const char *d = json_string_value(json_object_get(e, "description"));
+        CHECK(d != NULL && strlen(d) > 3);
+    }
+    check_keywords(json_object_get(r, "keywords"));
+    char *kw = json_dumps(json_object_get(r, "keywords"), 0);
+    CHECK(kw != NULL && strstr(kw, "arbeiter") != NULL);
+    free(kw);
+    json_decref(r);
+    gw_transcript_free(&t);
+}
+
 /* A long transcript takes the centroid path; output stays valid and bounded. */
 static void test_long(void)
 {
@@ -352,6 +390,7 @@ int main(void)
     test_unpunctuated();
     test_deep_and_scenes();
     test_edges();
+    test_unicode();
     test_long();
     return check_report();
 }
