@@ -24,7 +24,9 @@ for what in "$@"; do
     esac
 done
 export DEBIAN_FRONTEND=noninteractive
-missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"; done)
+# one dpkg-query for all packages (the demo's second run should take seconds)
+installed=" $(dpkg-query -W -f='${Package}:${db:Status-Status} ' $pkgs 2>/dev/null || true) "
+missing=$(for p in $pkgs; do case "$installed" in *" $p:installed "*) ;; *) echo "$p" ;; esac; done | sort -u)
 if [ "$check" = 1 ]; then
     [ -z "$missing" ] && exit 0
     echo $missing

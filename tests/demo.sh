@@ -68,7 +68,9 @@ if [ "$setup" = 1 ]; then
         info "all present"
     fi
     step "setup: build ($build)"
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$state/cmake.log" 2>&1 || { cat "$state/cmake.log"; die "cmake failed"; }
+    if [ ! -f "$build/CMakeCache.txt" ]; then # later builds re-run cmake themselves when a CMakeLists.txt changed
+        cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$state/cmake.log" 2>&1 || { cat "$state/cmake.log"; die "cmake failed"; }
+    fi
     cmake --build "$build" -j"$(nproc)" --target glint-worker >"$state/build.log" 2>&1 || { tail -30 "$state/build.log"; die "build failed"; }
 fi
 bin=$build/glint-worker
