@@ -501,13 +501,14 @@ int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
     out->start = start;
     out->abort = abort_job;
     out->ctx = app;
-    if (app->cfg->gemini_api_key != NULL && *app->cfg->gemini_api_key != '\0') {
+    if (gw_pipeline_local_selected(app->cfg)) {
+        gw_info("analyzer: local (local-extractive, no network)%s",
+                app->cfg->gemini_api_key && *app->cfg->gemini_api_key ? "" : ": GEMINI_API_KEY is not set");
+    } else if (app->cfg->gemini_api_key != NULL && *app->cfg->gemini_api_key != '\0') {
         check_model(app, app->cfg->gemini_flash_model);
         check_model(app, app->cfg->gemini_pro_model);
     } else {
-        gw_warn("GEMINI_API_KEY is not set: %s", gw_pipeline_local_selected(app->cfg)
-                                                     ? "using the local analyzer (local-extractive)"
-                                                     : "jobs will wait (retry) until it is");
+        gw_warn("GEMINI_API_KEY is not set: jobs will wait (retry) until it is");
     }
     return 0;
 }

@@ -80,7 +80,7 @@ try:
                YTDLP_PATH=os.path.join(SRC, "standins", "fake-yt-dlp"))
     workers.append(w)
     check(w.wait_ready(), "worker ready")
-    check("using the local analyzer" in w.read_log(), "no key: the worker says it uses the local analyzer")
+    check("analyzer: local" in w.read_log(), "no key: the worker says it uses the local analyzer")
 
     # standard mode, sidecar VTT, chapters from the container
     jid, row = run_job(os.path.join(media, "talk.mp4"))
