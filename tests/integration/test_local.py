@@ -130,7 +130,7 @@ try:
     res, model, _ = result(jid)
     check(model == "local-extractive" and res["summary"], "local-extractive result for a YouTube URL")
     check(wait_for(lambda: os.listdir(work_dir) == [], 5), "every scratch dir removed: %s" % os.listdir(work_dir))
-    w.stop()
+    check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
 
     # LOCAL_MEDIA_DIR unset: local URLs are refused by the URL check, as before local files existed
     w = Worker(db, binary="glint-worker", WORK_DIR=work_dir)
@@ -139,7 +139,7 @@ try:
     for url in (os.path.join(media, "talk.mp4"), "file://" + os.path.join(media, "talk.mp4")):
         jid, row = run_job(url)
         check(row == ("FAILED", "invalid_url") and refunded(jid), "local files disabled: %s -> %r" % (url, row))
-    w.stop()
+    check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
 
     # cancel while ffprobe runs: the subprocess is killed, the job CANCELLED, scratch removed
     pidfile = os.path.join(tmp, "slow.pid")
@@ -169,7 +169,7 @@ try:
     print("cancel during ffprobe -> killed in %.3f s" % (time.time() - t0))
     check(refunded(jid), "cancel refunded")
     check(wait_for(lambda: os.listdir(work_dir) == [], 5), "scratch removed after cancel: %s" % os.listdir(work_dir))
-    w.stop()
+    check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
 
     # ANALYZER=gemini: the prepared local file is handed to the Gemini stage (stand-in)
     port_file = os.path.join(tmp, "gemini.port")
@@ -188,7 +188,7 @@ try:
         check("metadata" in timings and "analyze" in timings, "timings: %s" % timings)
         jid, row = run_job(os.path.join(media, "escape.mp4"))
         check(row == ("FAILED", "path_not_allowed"), "the guard holds with Gemini too: %r" % (row,))
-        w.stop()
+        check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
     finally:
         gem.terminate()
         gem.wait()
