@@ -83,21 +83,25 @@ bindir=$(pg_config --bindir 2>/dev/null || true)
 [ -x "$bindir/initdb" ] || bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$bindir/initdb" ] || die "PostgreSQL server binaries not found"
 pgdir=$state/pg
+# The cluster lives in /tmp instead (remembered in $state/pg.path so later runs find it) when the postgres user could
+# not enter this checkout (e.g. under /root), or the path is too long for a unix socket or holds characters pg_ctl -o
+# would split on.
+tmp_cluster=0
+[ ${#pgdir} -le 80 ] || tmp_cluster=1
+case "$pgdir" in *[!A-Za-z0-9/._-]*) tmp_cluster=1 ;; esac
 if [ "$(id -u)" = 0 ]; then
-    as_pg=(runuser -u postgres --)
-    # initdb refuses root; the postgres user may not be able to enter this checkout (e.g. under /root): then the
-    # cluster lives in /tmp, remembered in $state/pg.path so later runs find it
-    if ! runuser -u postgres -- test -x "$state" 2>/dev/null || [ ${#pgdir} -gt 80 ]; then
-        [ -f "$state/pg.path" ] && pgdir=$(cat "$state/pg.path")
-        [ -d "$pgdir" ] && [ "$pgdir" != "$state/pg" ] || pgdir=$(mktemp -d /tmp/glint-demo-pg.XXXXXX)
-        echo "$pgdir" >"$state/pg.path"
-    fi
-    mkdir -p "$pgdir"
+    as_pg=(runuser -u postgres --) # initdb refuses root
+    runuser -u postgres -- test -x "$state" 2>/dev/null || tmp_cluster=1
+fi
+if [ "$tmp_cluster" = 1 ]; then
+    [ -f "$state/pg.path" ] && pgdir=$(cat "$state/pg.path")
+    [ -d "$pgdir" ] && [ "$pgdir" != "$state/pg" ] || pgdir=$(mktemp -d /tmp/glint-demo-pg.XXXXXX)
+    echo "$pgdir" >"$state/pg.path"
+fi
+mkdir -p "$pgdir"
+if [ "$(id -u)" = 0 ]; then
     chown postgres: "$pgdir"
     chmod 700 "$pgdir"
-else
-    as_pg=()
-    mkdir -p "$pgdir"
 fi
 pgdata=$pgdir/data
 port=54329
@@ -153,7 +157,11 @@ info "pid $worker_pid, http://127.0.0.1:$http_port, log $state/worker.log"
 
 # ---- the job ----
 step "job: enqueue ($mode mode) with glint_enqueue_job"
-job=$(psql_ -d glint -tAc "SELECT glint_enqueue_job('$user', 'file://$sample', '$mode')")
+url="file://$sample"
+case "$sample" in *[%?#]*) url=$sample ;; esac # characters a file:// URI would need escaped: the plain path then
+# the path goes in as a psql variable (:'url' is quoted by psql), never spliced into the SQL text
+job=$(echo "SELECT glint_enqueue_job(:'user', :'url', :'mode')" | psql_ -d glint -tA -v user="$user" -v url="$url" -v mode="$mode")
+info "video_url $url"
 info "job $job"
 last="" status=""
 deadline=$(($(date +%s) + 300))
