@@ -145,8 +145,8 @@ int gw_localmedia_resolve(const char *video_url, const char *media_dir, char **p
         set_err(error_code, error_message, E_DISABLED, "This worker does not accept local files (LOCAL_MEDIA_DIR is unset)");
         return -1;
     }
-    if (realpath(media_dir, root) == NULL) {
-        set_err(error_code, error_message, E_DISABLED, "The worker's media directory is not available");
+    if (realpath(media_dir, root) == NULL) { /* e.g. a volume not mounted yet: worth a retry */
+        set_err(error_code, error_message, "media_dir_unavailable", "The worker's media directory is not available right now");
         return -1;
     }
     if (!gw_localmedia_is_local(video_url)) {

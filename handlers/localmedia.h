@@ -21,7 +21,8 @@ bool gw_localmedia_is_local(const char *video_url);
  * an escaped '/', '\\' or NUL is refused, as are control bytes, '?' or '#' in a URI, any "." or ".." component (before
  * or after decoding), a path whose real location (symlinks resolved) is not below the real media_dir, and anything but
  * a regular file. media_dir NULL or "" refuses every local file ("local_media_disabled"). Other codes: "invalid_path",
- * "path_not_allowed", "file_not_found", "not_a_file"; all permanent. *path_out is malloc'd (caller frees). */
+ * "path_not_allowed", "file_not_found", "not_a_file" (permanent) and "media_dir_unavailable" (media_dir cannot be
+ * resolved, e.g. not mounted: transient). *path_out is malloc'd (caller frees). */
 int gw_localmedia_resolve(const char *video_url, const char *media_dir, char **path_out, const char **error_code,
                           const char **error_message);
 

@@ -315,7 +315,9 @@ static bool prepare(lrun_t *run)
     const char *code = NULL, *msg = NULL;
     if (gw_localmedia_resolve(run->job->video_url, cfg->local_media_dir, &run->path, &code, &msg) != 0 ||
         realpath(cfg->local_media_dir, run->root) == NULL) {
-        fail(run, code ? code : "local_media_disabled", msg ? msg : "The worker's media directory is not available", false);
+        bool transient = code == NULL || strcmp(code, "media_dir_unavailable") == 0;
+        fail(run, code ? code : "media_dir_unavailable", msg ? msg : "The worker's media directory is not available right now",
+             transient);
         return false;
     }
     if (!run->local_analyzer && (cfg->gemini_api_key == NULL || *cfg->gemini_api_key == '\0')) {

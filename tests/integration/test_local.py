@@ -141,6 +141,20 @@ try:
         check(row == ("FAILED", "invalid_url") and refunded(jid), "local files disabled: %s -> %r" % (url, row))
     check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
 
+    # LOCAL_MEDIA_DIR missing (a volume not mounted yet): transient, the job waits for a retry
+    w = Worker(db, binary="glint-worker", WORK_DIR=work_dir, LOCAL_MEDIA_DIR=os.path.join(tmp, "not-mounted"))
+    workers.append(w)
+    check(w.wait_ready(), "worker with a missing LOCAL_MEDIA_DIR ready")
+    user = str(uuid.uuid4())
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 5)", user)
+    jid = db.one("SELECT glint_enqueue_job(%s, %s)", user, os.path.join(tmp, "not-mounted", "a.mp4"))
+    row = wait_for(lambda: db.q("SELECT status, error_code, stage FROM analysis_jobs WHERE id = %s AND attempts = 1"
+                                " AND status = 'PENDING'", jid), 10)
+    check(row and row[0] == ("PENDING", "media_dir_unavailable", "retry_wait"), "missing media dir -> retry: %r" % (row,))
+    db.q("SELECT * FROM glint_cancel_job(%s)", jid)
+    check(refunded(jid), "cancelled while waiting: refunded")
+    check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
+
     # cancel while ffprobe runs: the subprocess is killed, the job CANCELLED, scratch removed
     pidfile = os.path.join(tmp, "slow.pid")
     slow = os.path.join(tmp, "slow-ffprobe")

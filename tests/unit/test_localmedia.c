@@ -166,6 +166,7 @@ static void test_resolve(void)
     CHECK_STR(c, "local_media_disabled");
     CHECK_INT(gw_localmedia_resolve("/tmp/x.mp4", "", &out, &c, NULL), -1);
     CHECK_STR(c, "local_media_disabled");
+    resolve_case("%s/media/a.mp4", "not-mounted", "media_dir_unavailable", NULL);
     CHECK(out == NULL);
 }
 
