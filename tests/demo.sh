@@ -29,6 +29,8 @@ done
 mkdir -p "$state"
 state=$(cd "$state" && pwd)
 build=$(mkdir -p "$build" && cd "$build" && pwd)
+exec 8>"$state/.lock"
+flock -n 8 || { echo "demo: another demo is running with $state" >&2; exit 1; } # it would stop our cluster
 media=${media:-$state/media}
 started=$(date +%s.%N)
 bold=$'\e[1m' dim=$'\e[2m' green=$'\e[32m' red=$'\e[31m' off=$'\e[0m'
