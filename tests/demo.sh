@@ -116,7 +116,7 @@ else
 fi
 "${as_pg[@]}" "$bindir/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true # a leftover from a killed run
 "${as_pg[@]}" "$bindir/pg_ctl" -D "$pgdata" -l "$pgdir/server.log" -w -t 60 \
-    -o "-k $pgdir -p $port -c listen_addresses= -c fsync=off -c synchronous_commit=off" start >/dev/null ||
+    -o "-k $pgdir -p $port -c listen_addresses= -c fsync=off -c synchronous_commit=off" start >/dev/null 8>&- ||
     die "PostgreSQL did not start (see $pgdir/server.log)"
 pg_up=1
 psql_() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$pgdir" -p "$port" -U postgres "$@"; }
@@ -146,7 +146,7 @@ step "worker: starting; analysis by $analyzer"
 mkdir -p "$state/work"
 export LOCAL_MEDIA_DIR=$media WORK_DIR=$state/work PORT=${DEMO_PORT:-0} HOST=127.0.0.1 WORKER_API_KEY=${WORKER_API_KEY:-demo-key} \
     LOG_FORMAT=text
-(cd "$state" && exec "$bin") >"$state/worker.log" 2>&1 &
+(cd "$state" && exec "$bin") >"$state/worker.log" 2>&1 8>&- & # the lock stays with this script only
 worker_pid=$!
 for _ in $(seq 1 200); do
     grep -q "LISTEN active" "$state/worker.log" 2>/dev/null && break
