@@ -5,6 +5,8 @@
 #include "handlers/app.h"
 #include "handlers/gemini.h"
 #include "handlers/metrics.h"
+#include "handlers/local_analyzer.h"
+#include "handlers/pipeline_local.h"
 #include "handlers/ytdlp.h"
 #include "reactor/log.h"
 #include "reactor/proc.h"
@@ -52,6 +54,7 @@ typedef struct st_run_t {
 } run_t;
 
 static void call_gemini(run_t *run);
+static void begin_analyze(run_t *run);
 
 /* ---- bookkeeping ---- */
 
@@ -148,12 +151,7 @@ static void after_fetch(run_t *run)
         return;
     }
     stage_end(run, "metadata");
-    json_object_set_new(run->timings, "transcript_source", json_string(run->tr.source ? run->tr.source : "captions"));
-    run->nchunks = gw_gemini_plan_chunks(&run->tr, (size_t)run->app->cfg->gemini_chunk_chars, run->bounds, MAX_CHUNKS);
-    run->chunk = 0;
-    run->state = RUN_ANALYZE;
-    stage_begin(run, "analyze");
-    call_gemini(run);
+    begin_analyze(run);
 }
 
 static void on_ytdlp(gw_proc_t *p, const gw_proc_result_t *r, void *data)
@@ -264,6 +262,33 @@ static void finish(run_t *run, json_t *result)
     run_end(run);
 }
 
+/* The local analyzer in place of Gemini (ANALYZER=local, or auto without a key). */
+static void analyze_locally(run_t *run)
+{
+    const char *code, *msg;
+    json_t *r = gw_pipeline_local_analyze(&run->meta, &run->tr, run->job->deep, NULL, 0, &code, &msg);
+    if (r == NULL) {
+        fail(run, code, msg, false, 0);
+        return;
+    }
+    snprintf(run->model_version, sizeof(run->model_version), "%s", GW_LOCAL_MODEL);
+    finish(run, r);
+}
+
+static void begin_analyze(run_t *run)
+{
+    json_object_set_new(run->timings, "transcript_source", json_string(run->tr.source ? run->tr.source : "captions"));
+    run->nchunks = gw_gemini_plan_chunks(&run->tr, (size_t)run->app->cfg->gemini_chunk_chars, run->bounds, MAX_CHUNKS);
+    run->chunk = 0;
+    run->state = RUN_ANALYZE;
+    stage_begin(run, "analyze");
+    if (gw_pipeline_local_selected(run->app->cfg)) {
+        analyze_locally(run);
+        return;
+    }
+    call_gemini(run);
+}
+
 /* A usable reply: keep it as a partial (map step) or finish. */
 static void accept_result(run_t *run, json_t *result)
 {
@@ -367,9 +392,8 @@ static void call_gemini(run_t *run)
 
 /* ---- pipeline interface ---- */
 
-static void start(gw_job_t *job, void *ctx)
+static run_t *new_run(gw_job_t *job, gw_app_t *app)
 {
-    gw_app_t *app = ctx;
     run_t *run = calloc(1, sizeof(*run));
     if (run == NULL)
         abort();
@@ -380,12 +404,40 @@ static void start(gw_job_t *job, void *ctx)
     job->pipeline_data = run;
     if (uv_timer_init(app->loop, &run->timer) != 0)
         abort();
+    return run;
+}
+
+/* A local file prepared by handlers/pipeline_local.c (ffprobe + subtitles) continues here with Gemini. media_path is
+ * the file deep mode would upload; this pipeline sends the transcript only. */
+static void start_prepared(gw_job_t *job, gw_video_meta_t *meta, gw_transcript_t *tr, json_t *timings, const char *media_path,
+                           void *ctx)
+{
+    run_t *run = new_run(job, ctx);
+    json_decref(run->timings);
+    run->timings = timings;
+    run->meta = *meta;
+    run->tr = *tr;
+    memset(meta, 0, sizeof(*meta));
+    memset(tr, 0, sizeof(*tr));
+    if (run->tr.nsegments == 0) {
+        fail(run, "no_transcript", "This file has no subtitles: put a .vtt or .srt with the same name next to it", false, 0);
+        return;
+    }
+    begin_analyze(run);
+}
+
+static void start(gw_job_t *job, void *ctx)
+{
+    gw_app_t *app = ctx;
+    if (gw_pipeline_local_start(app, job, start_prepared, app))
+        return; /* a local file: handlers/pipeline_local.c */
+    run_t *run = new_run(job, app);
     const char *code = NULL, *msg = NULL;
     if (gw_ytdlp_normalize_url(job->video_url, app->cfg->allowed_video_hosts, run->video_id, &run->url, &code, &msg) != 0) {
         fail(run, code ? code : "invalid_url", msg ? msg : "This is not a video URL we can analyse", false, 0);
         return;
     }
-    if (app->cfg->gemini_api_key == NULL || *app->cfg->gemini_api_key == '\0') {
+    if (!gw_pipeline_local_selected(app->cfg) && (app->cfg->gemini_api_key == NULL || *app->cfg->gemini_api_key == '\0')) {
         fail(run, "gemini_not_configured", "The analysis service is not configured on this worker", true, 0);
         return;
     }
@@ -400,6 +452,8 @@ static void start(gw_job_t *job, void *ctx)
 
 static void abort_job(gw_job_t *job, void *ctx)
 {
+    if (gw_pipeline_local_abort(job))
+        return; /* a local file still in handlers/pipeline_local.c */
     run_t *run = job->pipeline_data;
     if (run == NULL || run->state == RUN_DONE) {
         gw_job_aborted(job);
@@ -447,7 +501,10 @@ int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
     out->start = start;
     out->abort = abort_job;
     out->ctx = app;
-    if (app->cfg->gemini_api_key != NULL && *app->cfg->gemini_api_key != '\0') {
+    if (gw_pipeline_local_selected(app->cfg)) {
+        gw_info("analyzer: local (local-extractive, no network)%s",
+                app->cfg->gemini_api_key && *app->cfg->gemini_api_key ? "" : ": GEMINI_API_KEY is not set");
+    } else if (app->cfg->gemini_api_key != NULL && *app->cfg->gemini_api_key != '\0') {
         check_model(app, app->cfg->gemini_flash_model);
         check_model(app, app->cfg->gemini_pro_model);
     } else {

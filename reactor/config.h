@@ -26,6 +26,8 @@ typedef struct st_gw_config_t {
     char *allowed_video_hosts;
     char *transcript_langs;
     char *work_dir;
+    char *local_media_dir;
+    char *analyzer;
     long ytdlp_timeout_ms;
     long gemini_timeout_ms;
     long gemini_max_retries;

@@ -1,0 +1,1025 @@
+#define _GNU_SOURCE /* memmem */
+#include "handlers/local_analyzer.h"
+#include "handlers/gemini.h"
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_SENTENCE_WORDS 40  /* unpunctuated captions are cut into pieces this long */
+#define MAX_SENTENCE_BYTES 600 /* likewise for scripts written without blanks */
+#define TEXTRANK_MAX                                                                                                               \
+    600 /* above this many sentences (~40 min of speech) centrality is measured against the centroid:                              \
+         * TextRank is O(n^2) and runs on the loop thread */
+#define TEXTRANK_ITERS 60
+#define DAMPING 0.85
+#define TILE_BLOCK 3 /* sentences on each side of a gap (TextTiling block size) */
+#define MAX_KEYWORDS 10
+#define MAX_SCENES 40
+#define DESC_MAX 180 /* bytes of a timeline description before it is shortened at a word boundary */
+
+typedef struct st_sent_t {
+    char *text;
+    int64_t start_ms, end_ms;
+    uint32_t *term; /* sorted unique term ids */
+    double *w;      /* tf-idf weight per term */
+    size_t nterm;
+    double norm;
+    double score;
+    unsigned nwords;
+} sent_t;
+
+typedef struct st_term_t {
+    char *key;
+    unsigned count, df;
+    size_t first; /* order of first appearance: the tie-breaker that keeps output deterministic */
+    unsigned last_sent;
+    bool phrase;
+} term_t;
+
+typedef struct st_doc_t {
+    sent_t *s;
+    size_t n, scap;
+    term_t *t;
+    size_t nt, tcap;
+    uint32_t *slot; /* open addressing: term index + 1, 0 = empty */
+    size_t nslot;
+} doc_t;
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = strndup(s, n);
+    if (d == NULL)
+        abort();
+    return d;
+}
+
+bool gw_analyzer_is_local(const char *analyzer, const char *gemini_api_key)
+{
+    if (analyzer != NULL && strcmp(analyzer, "local") == 0)
+        return true;
+    if (analyzer != NULL && strcmp(analyzer, "gemini") == 0)
+        return false;
+    return gemini_api_key == NULL || *gemini_api_key == '\0';
+}
+
+/* ---- stopwords ---- */
+
+static const char *const stopwords[] = {
+    "a", "about", "above", "actually", "after", "again", "against", "all", "almost", "also", "although", "always", "am", "among",
+    "an", "and", "another", "any", "anyone", "anything", "are", "aren't", "around", "as", "at", "back", "be", "because", "been",
+    "before", "being", "below", "between", "both", "but", "by", "came", "can", "can't", "cannot", "come", "comes", "could",
+    "couldn't", "did", "didn't", "do", "does", "doesn't", "doing", "don't", "done", "down", "during", "each", "either", "else",
+    "enough", "even", "ever", "every", "few", "first", "for", "from", "further", "get", "gets", "getting", "give", "given", "go",
+    "goes", "going", "gone", "got", "had", "has", "hasn't", "have", "haven't", "having", "he", "her", "here", "hers", "herself",
+    "him", "himself", "his", "how", "however", "i", "i'm", "i've", "if", "in", "into", "is", "isn't", "it", "it's", "its", "itself",
+    "just", "keep", "kind", "know", "last", "least", "less", "let", "let's", "like", "look", "lot", "lots", "made", "make", "makes",
+    "many", "may", "maybe", "me", "might", "more", "most", "much", "must", "my", "myself", "need", "needs", "never", "new", "next",
+    "no", "nor", "not", "now", "of", "off", "often", "oh", "ok", "okay", "on", "once", "one", "only", "or", "other", "others",
+    "our", "ours", "ourselves", "out", "over", "own", "part", "per", "put", "quite", "rather", "really", "right", "said", "same",
+    "say", "says", "second", "see", "seen", "several", "shall", "she", "should", "shouldn't", "show", "shows", "since", "so",
+    "some", "something", "still", "such", "sure", "take", "takes", "than", "that", "that's", "the", "their", "theirs", "them",
+    "themselves", "then", "there", "there's", "these", "they", "they're", "thing", "things", "think", "third", "this", "those",
+    "though", "three", "through", "thus", "to", "too", "two", "under", "until", "up", "upon", "us", "use", "used", "uses", "using",
+    "very", "via", "want", "was", "wasn't", "way", "we", "we're", "we've", "well", "went", "were", "weren't", "what", "what's",
+    "when", "where", "whether", "which", "while", "who", "whole", "whom", "whose", "why", "will", "with", "within", "without",
+    "won't", "would", "wouldn't", "yeah", "yes", "yet", "you", "you're", "you've", "your", "yours", "yourself", "yourselves",
+    /* a few frequent function words of other languages, so foreign transcripts do not yield "der, und, les" */
+    "das", "dem", "den", "der", "des", "die", "ein", "eine", "und", "ist", "nicht", "mit", "les", "une", "est", "pas", "pour",
+    "que", "qui", "dans", "por", "para", "con", "los", "las", "una", "el", "la", "le", "il", "di", "che", "non", "und"};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+bool gw_local_is_stopword(const char *word)
+{
+    static const char **sorted;
+    static size_t n;
+    char low[32];
+    size_t len = strlen(word);
+    if (len >= sizeof(low))
+        return false;
+    for (size_t i = 0; i <= len; i++)
+        low[i] = (char)tolower((unsigned char)word[i]);
+    if (sorted == NULL) { /* built once; the table is constant so a race would only build it twice */
+        size_t cnt = sizeof(stopwords) / sizeof(stopwords[0]);
+        const char **s = xrealloc(NULL, cnt * sizeof(*s));
+        memcpy(s, stopwords, cnt * sizeof(*s));
+        qsort(s, cnt, sizeof(*s), cmp_str);
+        n = cnt;
+        sorted = s;
+    }
+    const char *key = low;
+    return bsearch(&key, sorted, n, sizeof(*sorted), cmp_str) != NULL;
+}
+
+/* ---- terms ---- */
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void grow_slots(doc_t *d)
+{
+    free(d->slot);
+    d->nslot = d->nslot ? d->nslot * 2 : 1024;
+    d->slot = calloc(d->nslot, sizeof(uint32_t));
+    if (d->slot == NULL)
+        abort();
+    for (size_t i = 0; i < d->nt; i++) {
+        size_t j = hash_str(d->t[i].key) & (d->nslot - 1);
+        while (d->slot[j] != 0)
+            j = (j + 1) & (d->nslot - 1);
+        d->slot[j] = (uint32_t)i + 1;
+    }
+}
+
+static uint32_t intern(doc_t *d, const char *key, bool phrase)
+{
+    if ((d->nt + 1) * 2 > d->nslot)
+        grow_slots(d);
+    size_t j = hash_str(key) & (d->nslot - 1);
+    for (; d->slot[j] != 0; j = (j + 1) & (d->nslot - 1))
+        if (strcmp(d->t[d->slot[j] - 1].key, key) == 0)
+            return d->slot[j] - 1;
+    if (d->nt == d->tcap) {
+        d->tcap = d->tcap ? d->tcap * 2 : 256;
+        d->t = xrealloc(d->t, d->tcap * sizeof(term_t));
+    }
+    term_t *t = &d->t[d->nt];
+    memset(t, 0, sizeof(*t));
+    t->key = xstrndup(key, strlen(key));
+    t->first = d->nt;
+    t->last_sent = UINT32_MAX;
+    t->phrase = phrase;
+    d->slot[j] = (uint32_t)d->nt + 1;
+    return (uint32_t)d->nt++;
+}
+
+/* Lowercases a token, drops a possessive "'s" and a plural 's' so "workers" and "worker" meet. Returns false for
+ * tokens that are no terms: short, numeric, stopwords. */
+static bool normalize_token(const char *p, size_t len, char *out, size_t cap)
+{
+    if (len < 3 || len >= cap)
+        return false;
+    bool digits = true;
+    for (size_t i = 0; i < len; i++) {
+        out[i] = (char)tolower((unsigned char)p[i]);
+        if (!isdigit((unsigned char)p[i]))
+            digits = false;
+    }
+    out[len] = '\0';
+    if (digits || gw_local_is_stopword(out))
+        return false;
+    if (len > 2 && out[len - 2] == '\'' && out[len - 1] == 's')
+        out[len -= 2] = '\0';
+    if (len > 4 && out[len - 1] == 's' && strchr("sui", out[len - 2]) == NULL)
+        out[--len] = '\0';
+    return len >= 3 && !gw_local_is_stopword(out) && strchr(out, '\'') == NULL;
+}
+
+static bool word_byte(unsigned char c)
+{
+    return isalnum(c) || c >= 0x80 || c == '\'';
+}
+
+typedef struct st_vec_t {
+    uint32_t *id;
+    size_t n, cap;
+} vec_t;
+
+static void vec_push(vec_t *v, uint32_t id)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 16;
+        v->id = xrealloc(v->id, v->cap * sizeof(uint32_t));
+    }
+    v->id[v->n++] = id;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Counts one sentence's terms (and its two-word phrases) and stores its sorted term list with raw counts in w. */
+static void index_sentence(doc_t *d, size_t si)
+{
+    sent_t *s = &d->s[si];
+    vec_t v = {0};
+    char tok[64], prev[64] = "", key[130];
+    const unsigned char *p = (const unsigned char *)s->text;
+    while (*p != '\0') {
+        while (*p != '\0' && !word_byte(*p))
+            p++;
+        const unsigned char *b = p;
+        while (*p != '\0' && word_byte(*p))
+            p++;
+        while (b < p && *b == '\'')
+            b++;
+        if (b == p)
+            continue;
+        if (!normalize_token((const char *)b, (size_t)(p - b), tok, sizeof(tok))) {
+            prev[0] = '\0';
+            continue;
+        }
+        uint32_t id = intern(d, tok, false);
+        vec_push(&v, id);
+        d->t[id].count++;
+        if (prev[0] != '\0') {
+            snprintf(key, sizeof(key), "%s %s", prev, tok);
+            uint32_t pid = intern(d, key, true); /* may move d->t */
+            d->t[pid].count++;
+        }
+        snprintf(prev, sizeof(prev), "%s", tok);
+    }
+    if (v.n > 1)
+        qsort(v.id, v.n, sizeof(uint32_t), cmp_u32);
+    s->term = xrealloc(NULL, (v.n ? v.n : 1) * sizeof(uint32_t));
+    s->w = xrealloc(NULL, (v.n ? v.n : 1) * sizeof(double));
+    for (size_t i = 0; i < v.n; i++) {
+        if (s->nterm > 0 && s->term[s->nterm - 1] == v.id[i]) {
+            s->w[s->nterm - 1] += 1;
+            continue;
+        }
+        s->term[s->nterm] = v.id[i];
+        s->w[s->nterm++] = 1;
+        d->t[v.id[i]].df++;
+    }
+    free(v.id);
+}
+
+static void weigh(doc_t *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        sent_t *s = &d->s[i];
+        double sum = 0;
+        for (size_t k = 0; k < s->nterm; k++) {
+            s->w[k] *= log((double)(d->n + 1) / (d->t[s->term[k]].df + 0.5));
+            sum += s->w[k] * s->w[k];
+        }
+        s->norm = sqrt(sum);
+    }
+}
+
+static double cosine(const sent_t *a, const sent_t *b)
+{
+    double dot = 0;
+    size_t i = 0, j = 0;
+    if (a->norm == 0 || b->norm == 0)
+        return 0;
+    while (i < a->nterm && j < b->nterm) {
+        if (a->term[i] == b->term[j])
+            dot += a->w[i++] * b->w[j++];
+        else if (a->term[i] < b->term[j])
+            i++;
+        else
+            j++;
+    }
+    return dot / (a->norm * b->norm);
+}
+
+/* ---- sentences ---- */
+
+typedef struct st_sbuf_t {
+    char *p;
+    size_t len, cap;
+    unsigned words;
+    int64_t start_ms, end_ms;
+} sbuf_t;
+
+static void sbuf_word(sbuf_t *b, const char *w, size_t n)
+{
+    if (b->len + n + 2 > b->cap) {
+        b->cap = (b->len + n + 2) * 2;
+        b->p = xrealloc(b->p, b->cap);
+    }
+    if (b->len > 0)
+        b->p[b->len++] = ' ';
+    memcpy(b->p + b->len, w, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    b->words++;
+}
+
+static void flush_sentence(doc_t *d, sbuf_t *b)
+{
+    if (b->words == 0)
+        return;
+    if (d->n == d->scap) {
+        d->scap = d->scap ? d->scap * 2 : 64;
+        d->s = xrealloc(d->s, d->scap * sizeof(sent_t));
+    }
+    sent_t *s = &d->s[d->n++];
+    memset(s, 0, sizeof(*s));
+    s->text = xstrndup(b->p, b->len);
+    s->start_ms = b->start_ms;
+    s->end_ms = b->end_ms;
+    s->nwords = b->words;
+    b->len = 0;
+    b->words = 0;
+}
+
+/* A word ending a sentence: terminal punctuation (closing quotes/brackets allowed after it), not an abbreviation. */
+static bool ends_sentence(const char *w, size_t n)
+{
+    static const char *const abbrev[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "vs.", "etc.", "approx.", "no.", "st."};
+    while (n > 0 && strchr("\"')]", w[n - 1]) != NULL)
+        n--;
+    if (n >= 3 && (memcmp(w + n - 3, "\xe3\x80\x82", 3) == 0 || memcmp(w + n - 3, "\xef\xbc\x81", 3) == 0 ||
+                   memcmp(w + n - 3, "\xef\xbc\x9f", 3) == 0)) /* full-width 。！？ */
+        return true;
+    if (n == 0 || strchr(".!?", w[n - 1]) == NULL)
+        return false;
+    for (size_t i = 0; i < sizeof(abbrev) / sizeof(abbrev[0]); i++)
+        if (n == strlen(abbrev[i]) && strncasecmp(w, abbrev[i], n) == 0)
+            return false;
+    return true;
+}
+
+/* Words of one segment; a word's time is interpolated by its position within the segment. */
+static void split_segment(doc_t *d, sbuf_t *b, const gw_segment_t *seg)
+{
+    const char *p = seg->text;
+    size_t nwords = 0, k = 0;
+    for (const char *q = p; *q != '\0';) {
+        q += strspn(q, " \t");
+        size_t n = strcspn(q, " \t");
+        nwords += n > 0;
+        q += n;
+    }
+    int64_t span = seg->end_ms > seg->start_ms ? seg->end_ms - seg->start_ms : 0;
+    while (*p != '\0') {
+        p += strspn(p, " \t");
+        size_t n = strcspn(p, " \t");
+        if (n == 0)
+            break;
+        int64_t t0 = seg->start_ms + (nwords ? span * (int64_t)k / (int64_t)nwords : 0);
+        if (b->words == 0)
+            b->start_ms = t0;
+        sbuf_word(b, p, n);
+        b->end_ms = seg->start_ms + (nwords ? span * (int64_t)(k + 1) / (int64_t)nwords : 0);
+        if ((ends_sentence(p, n) && b->words >= 3) || b->words >= MAX_SENTENCE_WORDS || b->len >= MAX_SENTENCE_BYTES)
+            flush_sentence(d, b);
+        p += n;
+        k++;
+    }
+}
+
+static void build_sentences(doc_t *d, const gw_transcript_t *tr)
+{
+    sbuf_t b = {0};
+    for (size_t i = 0; i < tr->nsegments; i++)
+        if (tr->segments[i].text != NULL)
+            split_segment(d, &b, &tr->segments[i]);
+    flush_sentence(d, &b);
+    free(b.p);
+}
+
+static void doc_free(doc_t *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->s[i].text);
+        free(d->s[i].term);
+        free(d->s[i].w);
+    }
+    for (size_t i = 0; i < d->nt; i++)
+        free(d->t[i].key);
+    free(d->s);
+    free(d->t);
+    free(d->slot);
+}
+
+/* ---- centrality ---- */
+
+static void textrank(doc_t *d)
+{
+    size_t n = d->n;
+    float *sim = xrealloc(NULL, n * n * sizeof(float));
+    double *deg = calloc(n, sizeof(double)), *r = xrealloc(NULL, n * sizeof(double)), *nr = xrealloc(NULL, n * sizeof(double));
+    if (deg == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        sim[i * n + i] = 0;
+        for (size_t j = i + 1; j < n; j++) {
+            float c = (float)cosine(&d->s[i], &d->s[j]);
+            sim[i * n + j] = sim[j * n + i] = c;
+            deg[i] += c;
+            deg[j] += c;
+        }
+        r[i] = 1.0 / (double)n;
+    }
+    for (int it = 0; it < TEXTRANK_ITERS; it++) {
+        for (size_t i = 0; i < n; i++) {
+            double acc = 0;
+            for (size_t j = 0; j < n; j++)
+                if (deg[j] > 0)
+                    acc += sim[j * n + i] / deg[j] * r[j];
+            nr[i] = (1 - DAMPING) / (double)n + DAMPING * acc;
+        }
+        double change = 0;
+        for (size_t i = 0; i < n; i++)
+            change += fabs(nr[i] - r[i]);
+        memcpy(r, nr, n * sizeof(double));
+        if (change < 1e-9)
+            break;
+    }
+    for (size_t i = 0; i < n; i++)
+        d->s[i].score = r[i] * (double)n;
+    free(sim);
+    free(deg);
+    free(r);
+    free(nr);
+}
+
+/* For very long transcripts: similarity to the document's centroid (O(n) instead of O(n^2)). */
+static void centroid_rank(doc_t *d)
+{
+    double *c = calloc(d->nt ? d->nt : 1, sizeof(double)), norm = 0;
+    if (c == NULL)
+        abort();
+    for (size_t i = 0; i < d->n; i++)
+        for (size_t k = 0; k < d->s[i].nterm; k++)
+            c[d->s[i].term[k]] += d->s[i].w[k];
+    for (size_t t = 0; t < d->nt; t++)
+        norm += c[t] * c[t];
+    norm = sqrt(norm);
+    for (size_t i = 0; i < d->n; i++) {
+        double dot = 0;
+        for (size_t k = 0; k < d->s[i].nterm; k++)
+            dot += c[d->s[i].term[k]] * d->s[i].w[k];
+        d->s[i].score = norm > 0 && d->s[i].norm > 0 ? dot / (norm * d->s[i].norm) : 0;
+    }
+    free(c);
+}
+
+/* ---- selection ---- */
+
+/* Maximal marginal relevance: repeatedly takes the candidate with the best lambda*score - (1-lambda)*max similarity to
+ * what was taken. Candidates: flag[i] == 1. Picks at most k; returns how many, indices in pick order. */
+static size_t mmr(const doc_t *d, const char *flag, size_t k, double lambda, size_t *out)
+{
+    double top = 0;
+    size_t got = 0;
+    for (size_t i = 0; i < d->n; i++)
+        if (flag[i] && d->s[i].score > top)
+            top = d->s[i].score;
+    char *taken = calloc(d->n, 1);
+    if (taken == NULL)
+        abort();
+    while (got < k) {
+        double best = -1e300;
+        size_t bi = SIZE_MAX;
+        for (size_t i = 0; i < d->n; i++) {
+            if (!flag[i] || taken[i])
+                continue;
+            double red = 0;
+            for (size_t j = 0; j < got; j++) {
+                double c = cosine(&d->s[i], &d->s[out[j]]);
+                red = c > red ? c : red;
+            }
+            double v = lambda * (top > 0 ? d->s[i].score / top : 0) - (1 - lambda) * red;
+            if (v > best + 1e-12) {
+                best = v;
+                bi = i;
+            }
+        }
+        if (bi == SIZE_MAX)
+            break;
+        taken[bi] = 1;
+        out[got++] = bi;
+    }
+    free(taken);
+    return got;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static size_t summary_size(size_t n)
+{
+    return n <= 4 ? 1 : n <= 12 ? 2 : n <= 40 ? 3 : n <= 150 ? 4 : 5;
+}
+
+static json_t *must(json_t *j)
+{
+    if (j == NULL)
+        abort();
+    return j;
+}
+
+/* Summary: central sentences of at least 6 words (any when none is that long), in spoken order. Marks them in used. */
+static json_t *make_summary(const doc_t *d, char *used)
+{
+    char *flag = xrealloc(NULL, d->n);
+    size_t *pick = xrealloc(NULL, d->n * sizeof(size_t)), nlong = 0;
+    for (size_t i = 0; i < d->n; i++)
+        nlong += (flag[i] = d->s[i].nwords >= 6);
+    if (nlong == 0)
+        memset(flag, 1, d->n);
+    size_t k = mmr(d, flag, summary_size(d->n), 0.75, pick);
+    qsort(pick, k, sizeof(size_t), cmp_size);
+    size_t len = 1;
+    for (size_t i = 0; i < k; i++)
+        len += strlen(d->s[pick[i]].text) + 1;
+    char *text = xrealloc(NULL, len);
+    text[0] = '\0';
+    for (size_t i = 0; i < k; i++) {
+        if (i > 0)
+            strcat(text, " ");
+        strcat(text, d->s[pick[i]].text);
+        used[pick[i]] = 1;
+    }
+    json_t *out = must(json_string(text));
+    free(text);
+    free(pick);
+    free(flag);
+    return out;
+}
+
+static json_t *make_takeaways(const doc_t *d, const char *used)
+{
+    size_t want = d->n / 4 < 3 ? 3 : d->n / 4 > 7 ? 7 : d->n / 4, left = 0;
+    char *flag = xrealloc(NULL, d->n);
+    size_t *pick = xrealloc(NULL, d->n * sizeof(size_t));
+    for (size_t i = 0; i < d->n; i++)
+        left += (flag[i] = !used[i] && d->s[i].nwords >= 4);
+    if (left < 3) /* too short a transcript to avoid repeating the summary */
+        for (size_t i = 0; i < d->n; i++)
+            flag[i] = 1;
+    size_t k = mmr(d, flag, want, 0.65, pick);
+    json_t *arr = must(json_array());
+    for (size_t i = 0; i < k; i++)
+        json_array_append_new(arr, must(json_string(d->s[pick[i]].text)));
+    free(pick);
+    free(flag);
+    return arr;
+}
+
+/* ---- timeline ---- */
+
+/* Shortens at a word boundary so descriptions stay one line; the text stays a prefix of what was said. */
+static json_t *short_text(const char *s)
+{
+    size_t n = strlen(s);
+    if (n <= DESC_MAX)
+        return must(json_string(s));
+    size_t cut = DESC_MAX;
+    while (cut > DESC_MAX / 2 && s[cut] != ' ')
+        cut--;
+    if (s[cut] != ' ') /* no blank (e.g. Japanese): cut between UTF-8 characters */
+        for (cut = DESC_MAX; cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80; cut--)
+            ;
+    char *b = xrealloc(NULL, cut + 4);
+    memcpy(b, s, cut);
+    memcpy(b + cut, "...", 4);
+    json_t *j = must(json_string(b));
+    free(b);
+    return j;
+}
+
+typedef struct st_clock_t {
+    int last;
+    double duration;
+} tclock_t;
+
+/* A timestamp clamped into [last, duration]: monotonic and within the video. */
+static json_t *stamp(tclock_t *c, double seconds)
+{
+    int s = seconds < 0 ? 0 : (int)seconds;
+    if (c->duration >= 0 && s > (int)c->duration)
+        s = (int)c->duration;
+    if (s < c->last)
+        s = c->last;
+    c->last = s;
+    char ts[32];
+    gw_format_timestamp(s, ts, sizeof(ts));
+    return must(json_string(ts));
+}
+
+/* Index of the most central sentence in [from, to) not equal to skip; SIZE_MAX when none. */
+static size_t best_in(const doc_t *d, size_t from, size_t to, size_t skip)
+{
+    size_t bi = SIZE_MAX;
+    for (size_t i = from; i < to; i++)
+        if (i != skip && (bi == SIZE_MAX || d->s[i].score > d->s[bi].score + 1e-12))
+            bi = i;
+    return bi;
+}
+
+/* "Key terms: a, b, c": the section's terms with the highest summed weight. */
+static json_t *section_terms(const doc_t *d, size_t from, size_t to)
+{
+    uint32_t best[3] = {0};
+    double bw[3] = {0};
+    double *acc = calloc(d->nt ? d->nt : 1, sizeof(double));
+    if (acc == NULL)
+        abort();
+    for (size_t i = from; i < to; i++)
+        for (size_t k = 0; k < d->s[i].nterm; k++)
+            acc[d->s[i].term[k]] += d->s[i].w[k];
+    for (uint32_t t = 0; t < d->nt; t++)
+        for (int r = 0; r < 3; r++)
+            if (acc[t] > bw[r] + 1e-12) {
+                memmove(&best[r + 1], &best[r], (2 - r) * sizeof(best[0]));
+                memmove(&bw[r + 1], &bw[r], (2 - r) * sizeof(bw[0]));
+                best[r] = t;
+                bw[r] = acc[t];
+                break;
+            }
+    free(acc);
+    char buf[256] = "Key terms: ";
+    int got = 0;
+    for (int r = 0; r < 3 && bw[r] > 0; r++, got++) {
+        strncat(buf, d->t[best[r]].key, sizeof(buf) - strlen(buf) - 3);
+        if (r < 2 && bw[r + 1] > 0)
+            strcat(buf, ", ");
+    }
+    return got ? must(json_string(buf)) : NULL;
+}
+
+static json_t *section_entry(const doc_t *d, tclock_t *c, double at, const char *title, size_t from, size_t to)
+{
+    json_t *e = must(json_object()), *details = must(json_array());
+    size_t b1 = best_in(d, from, to, SIZE_MAX);
+    json_object_set_new(e, "timestamp", stamp(c, at));
+    if (title != NULL) {
+        json_object_set_new(e, "description", must(json_string(title)));
+        if (b1 != SIZE_MAX)
+            json_array_append_new(details, short_text(d->s[b1].text));
+    } else {
+        json_object_set_new(e, "description", short_text(d->s[b1].text));
+        size_t b2 = to - from >= 3 ? best_in(d, from, to, b1) : SIZE_MAX;
+        if (b2 != SIZE_MAX)
+            json_array_append_new(details, short_text(d->s[b2].text));
+    }
+    json_t *terms = from < to ? section_terms(d, from, to) : NULL;
+    if (terms != NULL)
+        json_array_append_new(details, terms);
+    json_object_set_new(e, "details", details);
+    return e;
+}
+
+static int cmp_chapter(const void *a, const void *b)
+{
+    const gw_chapter_t *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+static json_t *timeline_from_chapters(const doc_t *d, const gw_video_meta_t *m)
+{
+    gw_chapter_t *ch = xrealloc(NULL, m->nchapters * sizeof(gw_chapter_t));
+    memcpy(ch, m->chapters, m->nchapters * sizeof(gw_chapter_t));
+    qsort(ch, m->nchapters, sizeof(gw_chapter_t), cmp_chapter); /* ties keep no order guarantee; starts are distinct */
+    json_t *arr = must(json_array());
+    tclock_t c = {0, m->duration};
+    size_t si = 0;
+    for (size_t k = 0; k < m->nchapters; k++) {
+        if (m->duration >= 0 && ch[k].start > m->duration)
+            break;
+        double next = k + 1 < m->nchapters ? ch[k + 1].start : 1e18;
+        size_t from = si;
+        while (si < d->n && (double)d->s[si].start_ms / 1000.0 < next)
+            si++;
+        json_array_append_new(arr, section_entry(d, &c, ch[k].start, ch[k].title, from, si));
+    }
+    free(ch);
+    return arr;
+}
+
+/* Block cohesion at each gap g (between sentences g-1 and g): cosine of the summed weights of the blocks around it.
+ * Sparse: only the terms of the 2 * TILE_BLOCK sentences are touched, so long transcripts stay linear. */
+static void cohesion(const doc_t *d, double *coh)
+{
+    double *l = calloc(d->nt ? d->nt : 1, sizeof(double)), *r = calloc(d->nt ? d->nt : 1, sizeof(double));
+    vec_t touched = {0};
+    if (l == NULL || r == NULL)
+        abort();
+    for (size_t g = 1; g < d->n; g++) {
+        size_t lo = g > TILE_BLOCK ? g - TILE_BLOCK : 0, hi = g + TILE_BLOCK < d->n ? g + TILE_BLOCK : d->n;
+        touched.n = 0;
+        for (size_t i = lo; i < hi; i++)
+            for (size_t k = 0; k < d->s[i].nterm; k++) {
+                uint32_t t = d->s[i].term[k];
+                if (l[t] == 0 && r[t] == 0)
+                    vec_push(&touched, t);
+                (i < g ? l : r)[t] += d->s[i].w[k];
+            }
+        double dot = 0, nl = 0, nr = 0;
+        for (size_t j = 0; j < touched.n; j++) {
+            uint32_t t = touched.id[j];
+            dot += l[t] * r[t];
+            nl += l[t] * l[t];
+            nr += r[t] * r[t];
+            l[t] = r[t] = 0;
+        }
+        coh[g] = nl > 0 && nr > 0 ? dot / sqrt(nl * nr) : 0;
+    }
+    free(touched.id);
+    free(l);
+    free(r);
+}
+
+/* TextTiling depth: how far cohesion at g lies below the peaks on either side. */
+static double depth_at(const double *coh, size_t n, size_t g)
+{
+    double hl = coh[g], hr = coh[g];
+    for (size_t j = g; j > 1 && coh[j - 1] >= hl; j--)
+        hl = coh[j - 1];
+    for (size_t j = g; j + 1 < n && coh[j + 1] >= hr; j++)
+        hr = coh[j + 1];
+    return (hl - coh[g]) + (hr - coh[g]);
+}
+
+/* Chooses section starts (sentence indices, first is 0): deepest gaps above the TextTiling cutoff (mean - sd/2), at
+ * least two sentences and 5 s apart, at most one section per ~40 s of speech. Returns how many. */
+static size_t topic_starts(const doc_t *d, size_t *starts, size_t max)
+{
+    size_t n = d->n, k = 1;
+    starts[0] = 0;
+    if (n < 4 || max < 2)
+        return 1;
+    double *coh = calloc(n, sizeof(double)), *dep = calloc(n, sizeof(double)), mean = 0, var = 0;
+    if (coh == NULL || dep == NULL)
+        abort();
+    cohesion(d, coh);
+    for (size_t g = 1; g < n; g++)
+        mean += (dep[g] = depth_at(coh, n, g));
+    mean /= (double)(n - 1);
+    for (size_t g = 1; g < n; g++)
+        var += (dep[g] - mean) * (dep[g] - mean);
+    double cutoff = mean - sqrt(var / (double)(n - 1)) / 2;
+    while (k < max) {
+        size_t bg = 0;
+        for (size_t g = 2; g + 1 < n; g++) {
+            bool ok = dep[g] > cutoff && dep[g] > 1e-9 && (bg == 0 || dep[g] > dep[bg] + 1e-12);
+            for (size_t j = 0; ok && j < k; j++) {
+                size_t a = starts[j] < g ? starts[j] : g, b = starts[j] < g ? g : starts[j];
+                ok = b - a >= 2 && llabs(d->s[b].start_ms - d->s[a].start_ms) >= 5000;
+            }
+            if (ok)
+                bg = g;
+        }
+        if (bg == 0)
+            break;
+        starts[k++] = bg;
+    }
+    free(coh);
+    free(dep);
+    qsort(starts, k, sizeof(size_t), cmp_size);
+    return k;
+}
+
+static json_t *timeline_from_topics(const doc_t *d, double duration)
+{
+    double spoken = (double)(d->s[d->n - 1].end_ms - d->s[0].start_ms) / 1000.0;
+    size_t max = (size_t)(spoken / 40.0) + 2;
+    max = max > 12 ? 12 : max;
+    size_t *starts = xrealloc(NULL, (max + 1) * sizeof(size_t));
+    size_t k = topic_starts(d, starts, max);
+    json_t *arr = must(json_array());
+    tclock_t c = {0, duration};
+    for (size_t j = 0; j < k; j++) {
+        size_t to = j + 1 < k ? starts[j + 1] : d->n;
+        json_array_append_new(arr, section_entry(d, &c, (double)d->s[starts[j]].start_ms / 1000.0, NULL, starts[j], to));
+    }
+    free(starts);
+    return arr;
+}
+
+/* ---- keywords ---- */
+
+typedef struct st_kw_t {
+    size_t id;
+    double score;
+} kw_t;
+
+static int cmp_kw(const void *a, const void *b)
+{
+    const kw_t *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static bool contains_word(const char *phrase, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = phrase; (p = strstr(p, word)) != NULL; p++)
+        if ((p == phrase || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+            return true;
+    return false;
+}
+
+/* Frequency weighted by spread (sentences using the term) and length (longer words are more specific); phrases count
+ * when repeated. A word inside an already chosen phrase is skipped. */
+static json_t *make_keywords(const doc_t *d)
+{
+    kw_t *c = xrealloc(NULL, (d->nt ? d->nt : 1) * sizeof(kw_t));
+    size_t nc = 0, repeated = 0;
+    for (size_t t = 0; t < d->nt; t++)
+        repeated += !d->t[t].phrase && d->t[t].count >= 2;
+    for (size_t t = 0; t < d->nt; t++) {
+        const term_t *x = &d->t[t];
+        if ((x->phrase && x->count < 2) || (!x->phrase && repeated >= 5 && x->count < 2))
+            continue;
+        double s = x->phrase ? 1.6 * x->count : x->count * (1 + log(1.0 + x->df)) * log2(2.0 + (double)strlen(x->key)) / 3;
+        c[nc++] = (kw_t){t, s};
+    }
+    qsort(c, nc, sizeof(kw_t), cmp_kw);
+    json_t *arr = must(json_array());
+    const char *chosen[MAX_KEYWORDS];
+    size_t got = 0;
+    for (size_t i = 0; i < nc && got < MAX_KEYWORDS; i++) {
+        const char *k = d->t[c[i].id].key;
+        bool dup = false;
+        for (size_t j = 0; j < got && !dup; j++)
+            dup = contains_word(chosen[j], k) || contains_word(k, chosen[j]);
+        if (dup)
+            continue;
+        chosen[got++] = k;
+        json_array_append_new(arr, must(json_string(k)));
+    }
+    free(c);
+    return arr;
+}
+
+/* ---- visual audit ---- */
+
+static size_t sentence_at(const doc_t *d, double t)
+{
+    size_t bi = SIZE_MAX;
+    for (size_t i = 0; i < d->n && (double)d->s[i].start_ms / 1000.0 <= t + 0.5; i++)
+        bi = i;
+    return bi;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static json_t *visual_entry(const doc_t *d, tclock_t *c, double t)
+{
+    json_t *e = must(json_object());
+    size_t si = sentence_at(d, t);
+    char buf[DESC_MAX + 96];
+    json_object_set_new(e, "timestamp", stamp(c, t));
+    if (si != SIZE_MAX) {
+        json_t *said = short_text(d->s[si].text);
+        snprintf(buf, sizeof(buf), "The picture changes; narration at this point: \"%s\"", json_string_value(said));
+        json_decref(said);
+    } else {
+        snprintf(buf, sizeof(buf), "The picture changes before any narration");
+    }
+    json_object_set_new(e, "detail", must(json_string(buf)));
+    json_object_set_new(e, "type", must(json_string("Scene change")));
+    return e;
+}
+
+static json_t *make_visual_audit(const doc_t *d, const gw_local_input_t *in, double duration)
+{
+    json_t *arr = must(json_array());
+    double *t = xrealloc(NULL, (in->nscene_times ? in->nscene_times : 1) * sizeof(double)), last = -10;
+    size_t n = 0, kept = 0;
+    for (size_t i = 0; i < in->nscene_times; i++)
+        if (in->scene_times[i] >= 0 && (duration < 0 || in->scene_times[i] <= duration))
+            t[n++] = in->scene_times[i];
+    qsort(t, n, sizeof(double), cmp_double);
+    tclock_t c = {0, duration};
+    for (size_t i = 0; i < n && kept < MAX_SCENES; i++) {
+        if (t[i] - last < 2.0) /* fades and flashes give bursts of changes: one entry per burst */
+            continue;
+        last = t[i];
+        json_array_append_new(arr, visual_entry(d, &c, t[i]));
+        kept++;
+    }
+    free(t);
+    return arr;
+}
+
+/* ---- scene detection (ffmpeg) ---- */
+
+char **gw_local_argv_scenes(const char *ffmpeg_path, const char *path, const char *threshold)
+{
+    char vf[96];
+    snprintf(vf, sizeof(vf), "select='gt(scene,%s)',showinfo", threshold ? threshold : GW_LOCAL_SCENE_THRESHOLD);
+    const char *v[] = {ffmpeg_path ? ffmpeg_path : "ffmpeg",
+                       "-nostdin",
+                       "-hide_banner",
+                       "-v",
+                       "info",
+                       "-i",
+                       path,
+                       "-an",
+                       "-sn",
+                       "-dn",
+                       "-vf",
+                       vf,
+                       "-f",
+                       "null",
+                       "-"};
+    size_t n = sizeof(v) / sizeof(v[0]);
+    char **argv = calloc(n + 1, sizeof(char *));
+    if (argv == NULL)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        argv[i] = xstrndup(v[i], strlen(v[i]));
+    return argv;
+}
+
+size_t gw_local_parse_scenes(const char *stderr_text, double **times_out)
+{
+    size_t n = 0, cap = 0;
+    double *t = NULL;
+    *times_out = NULL;
+    for (const char *p = stderr_text; p != NULL && *p != '\0';) {
+        const char *eol = strpbrk(p, "\r\n");
+        size_t len = eol != NULL ? (size_t)(eol - p) : strlen(p);
+        const char *q = memmem(p, len, "pts_time:", 9);
+        bool ours = memmem(p, len, "Parsed_showinfo", 15) != NULL;
+        p = eol != NULL ? eol + 1 : NULL;
+        if (q == NULL || !ours)
+            continue;
+        char *end;
+        double v = strtod(q + 9, &end);
+        if (end == q + 9 || !(v >= 0) || v > 1e7)
+            continue;
+        if (n == cap)
+            t = xrealloc(t, (cap = cap ? cap * 2 : 32) * sizeof(double));
+        t[n++] = v;
+    }
+    if (n == 0) {
+        free(t);
+        return 0;
+    }
+    qsort(t, n, sizeof(double), cmp_double);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++)
+        if (t[i] != t[k - 1])
+            t[k++] = t[i];
+    *times_out = t;
+    return k;
+}
+
+/* ---- entry point ---- */
+
+json_t *gw_local_analyze(const gw_local_input_t *in, char *err, size_t errlen)
+{
+    doc_t d = {0};
+    if (in->tr != NULL)
+        build_sentences(&d, in->tr);
+    if (d.n == 0) {
+        snprintf(err, errlen, "the transcript holds no text");
+        doc_free(&d);
+        return NULL;
+    }
+    for (size_t i = 0; i < d.n; i++)
+        index_sentence(&d, i);
+    weigh(&d);
+    if (d.n <= TEXTRANK_MAX)
+        textrank(&d);
+    else
+        centroid_rank(&d);
+    for (size_t i = 0; i < d.n; i++) /* centrality alone favours short greetings; weigh in how much a sentence says */
+        d.s[i].score *= log(2.0 + (double)d.s[i].nterm);
+    char *used = calloc(d.n, 1);
+    if (used == NULL)
+        abort();
+    json_t *r = must(json_object());
+    if (in->meta != NULL && in->meta->title != NULL && *in->meta->title != '\0')
+        json_object_set_new(r, "title", must(json_string(in->meta->title)));
+    json_object_set_new(r, "summary", make_summary(&d, used));
+    json_object_set_new(r, "keyTakeaways", make_takeaways(&d, used));
+    double duration = in->meta != NULL ? in->meta->duration : -1;
+    bool chapters = in->meta != NULL && in->meta->nchapters > 0;
+    json_object_set_new(r, "timeline", chapters ? timeline_from_chapters(&d, in->meta) : timeline_from_topics(&d, duration));
+    json_object_set_new(r, "keywords", make_keywords(&d));
+    if (in->deep)
+        json_object_set_new(r, "visualAudit", make_visual_audit(&d, in, duration));
+    free(used);
+    doc_free(&d);
+    return r;
+}
