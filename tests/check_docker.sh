@@ -33,7 +33,8 @@ echo "$rt" | grep -Eq 'CMD \["bash", "-c"' && echo "ok: healthcheck uses bash (/
 echo "$rt" | grep -Eq 'ffmpeg|deps\.sh runtime' && grep -Eq '^runtime=.*ffmpeg' docker/deps.sh && echo "ok: runtime has ffmpeg" || { echo "FAIL: ffmpeg"; fail=1; }
 echo "$rt" | grep -q 'yt-dlp' && echo "ok: runtime has yt-dlp" || { echo "FAIL: yt-dlp"; fail=1; }
 # the test packages the dashboard test needs
-for p in chromium nodejs npm postgresql python3-psycopg2; do need docker/deps.sh "^test=.*\b$p\b" "deps.sh test has $p"; done
+for p in chromium nodejs postgresql python3-psycopg2; do need docker/deps.sh "^test=.*\b$p\b" "deps.sh test has $p"; done
+need docker/deps.sh '\|\| test="\$test npm"' "deps.sh test adds npm unless nodejs ships it"
 # compose
 need "$compose" '^  db:' "compose has a database"
 need "$compose" '^  migrate:' "compose has a migrate service"
