@@ -1,0 +1,212 @@
+#include "handlers/remote.h"
+#include "handlers/media.h"
+#include "handlers/upload.h"
+#include "reactor/log.h"
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIVE_JOB "j.status = 'PROCESSING' AND j.lease_expires_at > clock_timestamp()"
+
+void gw_remote_record(gw_pg_t *pg, const char *job_id, const char *display_name, const char *worker, gw_pg_cb cb, void *data)
+{
+    const char *p[] = {job_id, display_name, worker};
+    gw_pg_query(pg, "gw_remote_record",
+                "INSERT INTO glint_remote_files (job_id, display_name, worker) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, p,
+                GW_PG_RETRY, cb, data);
+}
+
+void gw_remote_named(gw_pg_t *pg, const char *job_id, const char *display_name, const char *file_name)
+{
+    const char *p[] = {job_id, display_name, file_name};
+    gw_pg_query(pg, "gw_remote_named", "UPDATE glint_remote_files SET file_name = $3 WHERE job_id = $1 AND display_name = $2", 3,
+                p, GW_PG_RETRY, NULL, NULL);
+}
+
+void gw_remote_forget(gw_pg_t *pg, const char *job_id, const char *display_name)
+{
+    const char *p[] = {job_id, display_name};
+    gw_pg_query(pg, "gw_remote_forget", "DELETE FROM glint_remote_files WHERE job_id = $1 AND display_name = $2", 2, p, GW_PG_RETRY,
+                NULL, NULL);
+}
+
+void gw_credits_reconcile(gw_pg_t *pg, const char *job_id, const char *worker, double duration_s, gw_pg_cb cb, void *data)
+{
+    char dur[32];
+    snprintf(dur, sizeof(dur), "%.3f", duration_s);
+    const char *p[] = {job_id, worker, dur};
+    gw_pg_query(pg, "gw_reconcile", "SELECT glint_reconcile_credits($1, $2, $3::numeric)", 3, p, GW_PG_RETRY, cb, data);
+}
+
+/* ---- the sweeper ---- */
+
+typedef struct st_sweep_del_t {
+    struct st_sweep_del_t *next, *prev;
+    gw_sweeper_t *s;
+    gw_fetch_t *req;
+    char job_id[37];
+    char *display;
+} sweep_del_t;
+
+struct st_gw_sweeper_t {
+    uv_timer_t timer; /* first */
+    gw_pg_t *pg;
+    gw_fetcher_t *fetcher;
+    char *base, *key, *work_dir;
+    uint64_t interval_ms;
+    const bool *stop;
+    bool query_inflight;
+    sweep_del_t *dels; /* DELETEs in flight */
+};
+
+static void del_free(sweep_del_t *d)
+{
+    if (d->prev != NULL)
+        d->prev->next = d->next;
+    else
+        d->s->dels = d->next;
+    if (d->next != NULL)
+        d->next->prev = d->prev;
+    free(d->display);
+    free(d);
+}
+
+static void on_swept_delete(gw_fetch_t *req, void *data)
+{
+    sweep_del_t *d = data;
+    if (gw_files_delete_gone(req)) {
+        gw_job_log(GW_LOG_INFO, d->job_id, "recovery: deleted a remote file left by an earlier run");
+        gw_remote_forget(d->s->pg, d->job_id, d->display);
+    }
+    gw_fetch_free(req);
+    del_free(d);
+}
+
+static void sweep_remote_row(gw_sweeper_t *s, const char *job_id, const char *display, const char *file_name)
+{
+    if (file_name == NULL) { /* the upload never finished: nothing exists remotely (unfinished uploads expire) */
+        gw_remote_forget(s->pg, job_id, display);
+        return;
+    }
+    if (s->key == NULL)
+        return;
+    sweep_del_t *d = calloc(1, sizeof(*d));
+    if (d == NULL || (d->display = strdup(display)) == NULL)
+        abort();
+    d->s = s;
+    snprintf(d->job_id, sizeof(d->job_id), "%s", job_id);
+    d->req = gw_files_delete(s->fetcher, s->base, s->key, file_name, on_swept_delete, d);
+    if (d->req == NULL) {
+        free(d->display);
+        free(d);
+        return;
+    }
+    d->next = s->dels;
+    if (s->dels != NULL)
+        s->dels->prev = d;
+    s->dels = d;
+}
+
+static void on_remote_rows(PGresult *res, const char *error, void *data)
+{
+    gw_sweeper_t *s = data;
+    s->query_inflight = false;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gw_warn("recovery: listing leftover remote files failed: %s", error ? error : PQresultErrorMessage(res));
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++)
+        sweep_remote_row(s, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetisnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2));
+}
+
+static void on_stale_dirs(PGresult *res, const char *error, void *data)
+{
+    gw_sweeper_t *s = data;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gw_warn("recovery: checking scratch dirs failed: %s", error ? error : PQresultErrorMessage(res));
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", s->work_dir, PQgetvalue(res, i, 0));
+        gw_info("recovery: removing stale scratch dir %s", path);
+        gw_media_rmtree(path);
+    }
+}
+
+/* Scratch dirs whose job is not live: one query with the dir names and their job ids. */
+static void sweep_dirs(gw_sweeper_t *s)
+{
+    DIR *d = opendir(s->work_dir);
+    if (d == NULL)
+        return;
+    json_t *names = json_array(), *ids = json_array();
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char id[37];
+        if (gw_media_scratch_job(e->d_name, id) == 0) {
+            json_array_append_new(names, json_string(e->d_name));
+            json_array_append_new(ids, json_string(id));
+        }
+    }
+    closedir(d);
+    if (json_array_size(names) > 0) {
+        char *n = json_dumps(names, JSON_COMPACT), *i = json_dumps(ids, JSON_COMPACT);
+        const char *p[] = {n, i};
+        gw_pg_query(s->pg, NULL,
+                    "SELECT d.name FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY d(name, k)"
+                    " JOIN jsonb_array_elements_text($2::jsonb) WITH ORDINALITY x(id, k) USING (k)"
+                    " WHERE NOT EXISTS (SELECT 1 FROM analysis_jobs j WHERE j.id = x.id::uuid AND " LIVE_JOB ")",
+                    2, p, 0, on_stale_dirs, s);
+        free(n);
+        free(i);
+    }
+    json_decref(names);
+    json_decref(ids);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    gw_sweeper_t *s = (gw_sweeper_t *)t;
+    if (*s->stop || !gw_pg_connected(s->pg) || s->query_inflight)
+        return;
+    s->query_inflight = true;
+    gw_pg_query(s->pg, "gw_remote_leftovers",
+                "SELECT r.job_id, r.display_name, r.file_name FROM glint_remote_files r JOIN analysis_jobs j ON j.id = r.job_id"
+                " WHERE NOT (" LIVE_JOB ") ORDER BY r.created_at LIMIT 100",
+                0, NULL, 0, on_remote_rows, s);
+    sweep_dirs(s);
+}
+
+gw_sweeper_t *gw_sweeper_start(uv_loop_t *loop, gw_pg_t *pg, gw_fetcher_t *fetcher, const gw_sweeper_opts_t *o)
+{
+    gw_sweeper_t *s = calloc(1, sizeof(*s));
+    if (s == NULL || uv_timer_init(loop, &s->timer) != 0)
+        abort();
+    s->pg = pg;
+    s->fetcher = fetcher;
+    s->base = strdup(o->base_url ? o->base_url : "");
+    s->key = o->api_key != NULL && *o->api_key != '\0' ? strdup(o->api_key) : NULL;
+    s->work_dir = strdup(o->work_dir ? o->work_dir : "/tmp");
+    s->stop = o->stop;
+    if (s->base == NULL || s->work_dir == NULL)
+        abort();
+    if (uv_timer_start(&s->timer, on_sweep, o->first_ms, o->interval_ms) != 0)
+        abort();
+    uv_unref((uv_handle_t *)&s->timer); /* never keeps the loop (or a shutdown) waiting */
+    return s;
+}
+
+void gw_sweeper_free(gw_sweeper_t *s)
+{
+    if (s == NULL)
+        return;
+    uv_close((uv_handle_t *)&s->timer, NULL);
+    uv_run(s->timer.loop, UV_RUN_NOWAIT); /* its close callback */
+    while (s->dels != NULL)
+        del_free(s->dels); /* their transfers went with the fetcher */
+    free(s->base);
+    free(s->key);
+    free(s->work_dir);
+    free(s);
+}
