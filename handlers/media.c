@@ -37,8 +37,27 @@ int gw_media_find(const char *dir, const char *stem, char *out, size_t outlen, u
 char **gw_media_argv_audio(const char *ffmpeg_path, const char *in, const char *out)
 {
     const char *items[] = {ffmpeg_path != NULL ? ffmpeg_path : "ffmpeg",
-                           "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", in, "-vn", "-map", "0:a:0", "-ac", "1",
-                           "-ar", "16000", "-c:a", "libopus", "-b:a", "24k", "-application", "voip", out};
+                           "-nostdin",
+                           "-hide_banner",
+                           "-loglevel",
+                           "error",
+                           "-y",
+                           "-i",
+                           in,
+                           "-vn",
+                           "-map",
+                           "0:a:0",
+                           "-ac",
+                           "1",
+                           "-ar",
+                           "16000",
+                           "-c:a",
+                           "libopus",
+                           "-b:a",
+                           "24k",
+                           "-application",
+                           "voip",
+                           out};
     size_t n = sizeof(items) / sizeof(items[0]);
     char **argv = calloc(n + 1, sizeof(char *));
     if (argv == NULL)

@@ -192,7 +192,9 @@ static void report(run_t *run)
     if (run->outcome == OUT_COMPLETE) {
         json_t *result = run->result, *timings = run->timings;
         run->result = run->timings = NULL;
-        gw_job_complete(run->job, result, run->model_version[0] ? run->model_version : (run->job->deep ? cfg_of(run)->gemini_pro_model : cfg_of(run)->gemini_flash_model),
+        gw_job_complete(run->job, result,
+                        run->model_version[0] ? run->model_version
+                                              : (run->job->deep ? cfg_of(run)->gemini_pro_model : cfg_of(run)->gemini_flash_model),
                         &run->usage, timings);
     } else if (run->outcome == OUT_FAIL) {
         gw_job_fail(run->job, run->code, run->message, run->retry_ms);
@@ -284,8 +286,8 @@ static void extract_audio(run_t *run)
     char out[PATH_MAX + 16];
     snprintf(out, sizeof(out), "%s/audio.ogg", run->scratch);
     char **argv = gw_media_argv_audio(cfg_of(run)->ffmpeg_path, run->media_path, out);
-    gw_proc_opts_t o = {(const char *const *)argv, run->scratch, NULL, (uint64_t)cfg_of(run)->download_timeout_ms, KILL_GRACE_MS,
-                        0, 0};
+    gw_proc_opts_t o = {
+        (const char *const *)argv, run->scratch, NULL, (uint64_t)cfg_of(run)->download_timeout_ms, KILL_GRACE_MS, 0, 0};
     run->ff = gw_proc_spawn(run->app->loop, &o, on_ffmpeg, run);
     gw_argv_free(argv);
 }
@@ -502,7 +504,9 @@ static void after_fetch(run_t *run)
     stage_end(run, "metadata");
     bool captions = rc == 0 && run->tr.nsegments > 0;
     json_object_set_new(run->timings, "transcript_source",
-                        json_string(captions ? (run->tr.source ? run->tr.source : "captions") : run->job->deep ? "none" : "audio"));
+                        json_string(captions         ? (run->tr.source ? run->tr.source : "captions")
+                                    : run->job->deep ? "none"
+                                                     : "audio"));
     if (run->job->deep) {
         after_meta_deep(run);
     } else if (captions) {
@@ -551,8 +555,8 @@ static void start_fetch(run_t *run)
     }
     char **argv = gw_ytdlp_argv_fetch(cfg->ytdlp_path, run->url, run->scratch, sub_langs);
     free(sub_langs);
-    gw_proc_opts_t o = {(const char *const *)argv, run->scratch, NULL, (uint64_t)cfg->ytdlp_timeout_ms, KILL_GRACE_MS,
-                        YTDLP_OUT_CAP, 0};
+    gw_proc_opts_t o = {
+        (const char *const *)argv, run->scratch, NULL, (uint64_t)cfg->ytdlp_timeout_ms, KILL_GRACE_MS, YTDLP_OUT_CAP, 0};
     run->state = RUN_FETCH;
     stage_begin(run, "metadata");
     run->proc = gw_proc_spawn(run->app->loop, &o, on_ytdlp, run);
@@ -570,8 +574,8 @@ static const char *model_for(const run_t *run)
 
 static const char *media_resolution(const gw_config_t *cfg)
 {
-    static const char *const names[][2] = {{"low", "MEDIA_RESOLUTION_LOW"}, {"medium", "MEDIA_RESOLUTION_MEDIUM"},
-                                           {"high", "MEDIA_RESOLUTION_HIGH"}};
+    static const char *const names[][2] = {
+        {"low", "MEDIA_RESOLUTION_LOW"}, {"medium", "MEDIA_RESOLUTION_MEDIUM"}, {"high", "MEDIA_RESOLUTION_HIGH"}};
     for (size_t i = 0; i < 3; i++)
         if (strcmp(cfg->gemini_media_resolution, names[i][0]) == 0)
             return names[i][1];
@@ -904,8 +908,8 @@ int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
     }
     /* crash recovery: leftovers of earlier runs (remote files, scratch dirs), at start and then every lease period */
     uint64_t every = (uint64_t)app->cfg->lease_seconds * 1000;
-    gw_sweeper_opts_t so = {app->cfg->gemini_base_url, app->cfg->gemini_api_key, app->cfg->work_dir, 1000,
-                            every > 5000 ? every : 5000, &app->draining};
+    gw_sweeper_opts_t so = {
+        app->cfg->gemini_base_url, app->cfg->gemini_api_key, app->cfg->work_dir, 1000, every > 5000 ? every : 5000, &app->draining};
     pl->sweeper = gw_sweeper_start(app->loop, app->pg, app->fetcher, &so);
     return 0;
 }

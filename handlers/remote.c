@@ -20,8 +20,8 @@ void gw_remote_record(gw_pg_t *pg, const char *job_id, const char *display_name,
 void gw_remote_named(gw_pg_t *pg, const char *job_id, const char *display_name, const char *file_name)
 {
     const char *p[] = {job_id, display_name, file_name};
-    gw_pg_query(pg, "gw_remote_named", "UPDATE glint_remote_files SET file_name = $3 WHERE job_id = $1 AND display_name = $2", 3,
-                p, GW_PG_RETRY, NULL, NULL);
+    gw_pg_query(pg, "gw_remote_named", "UPDATE glint_remote_files SET file_name = $3 WHERE job_id = $1 AND display_name = $2", 3, p,
+                GW_PG_RETRY, NULL, NULL);
 }
 
 void gw_remote_forget(gw_pg_t *pg, const char *job_id, const char *display_name)

@@ -60,10 +60,10 @@ void gw_upload_plan(uint64_t size, uint64_t offset, uint64_t chunk_bytes, uint64
 
 const char *gw_upload_mime_for_path(const char *path)
 {
-    static const char *const map[][2] = {{".mp4", "video/mp4"},   {".m4v", "video/mp4"},      {".webm", "video/webm"},
-                                         {".mov", "video/mov"},   {".mkv", "video/x-matroska"}, {".3gp", "video/3gpp"},
-                                         {".ogg", "audio/ogg"},   {".opus", "audio/ogg"},     {".m4a", "audio/mp4"},
-                                         {".mp3", "audio/mp3"},   {".wav", "audio/wav"},      {".flac", "audio/flac"}};
+    static const char *const map[][2] = {{".mp4", "video/mp4"}, {".m4v", "video/mp4"},        {".webm", "video/webm"},
+                                         {".mov", "video/mov"}, {".mkv", "video/x-matroska"}, {".3gp", "video/3gpp"},
+                                         {".ogg", "audio/ogg"}, {".opus", "audio/ogg"},       {".m4a", "audio/mp4"},
+                                         {".mp3", "audio/mp3"}, {".wav", "audio/wav"},        {".flac", "audio/flac"}};
     const char *dot = path != NULL ? strrchr(path, '.') : NULL;
     for (size_t i = 0; dot != NULL && i < sizeof(map) / sizeof(map[0]); i++)
         if (strcasecmp(dot, map[i][0]) == 0)

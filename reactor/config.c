@@ -63,7 +63,8 @@ const gw_config_var_t gw_config_vars[] = {
     ENM("GEMINI_MEDIA_RESOLUTION", "low", "low|medium|high|default", gemini_media_resolution,
         "mediaResolution for video analysis; low costs about a third of the tokens of the default"),
     ENM("DEEP_VIDEO_SOURCE", "upload", "upload|youtube_url", deep_video_source,
-        "upload = download and upload to the Files API; youtube_url = pass the public YouTube URL as fileUri (upload when refused)"),
+        "upload = download and upload to the Files API; youtube_url = pass the public YouTube URL as fileUri (upload when "
+        "refused)"),
     LNG("UPLOAD_CHUNK_BYTES", "8388608", 0, 1073741824, upload_chunk_bytes,
         "Files API upload chunk (rounded down to a multiple of 8 MiB); 0 = the whole file in one request"),
     LNG("UPLOAD_MAX_RETRIES", "4", 0, 20, upload_max_retries, "retries of an upload step after a dropped connection or 5xx"),

@@ -14,7 +14,7 @@ With --control, tests steer it at run time:
     POST /_control          {"faults": [...], "fault_count": N, "latency_ms": .., "processing_polls": ..,
                              "retry_delay": "0.2s", "hang_ms": .., "upload_granularity": .., "models": [..],
                              "discard_uploads": bool, "chunk_delay_ms": .. (each upload data request waits)}
-    POST /_control/reset    forget stats, violations, faults (files stay)
+    POST /_control/reset    forget stats, violations, faults and chunk_delay_ms (files stay)
     GET  /_control/stats    request counts, last bodies, violations, faults applied, bytes received
     GET  /_control/files    files still alive and uploads never finalized (tests assert cleanup)
 Faults, taken in list order, each for fault_count matching requests (omitted or -1: forever):
@@ -989,6 +989,7 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.reset_stats()
                 st.set_faults([], None)
+                st.chunk_delay_ms = 0
             return self.send_json(200, self.config_json())
         self.read_body()
         if method == "GET" and path == "/_control/stats":
