@@ -228,6 +228,22 @@ try:
     w.stop()
     w = None
 
+    # --- shutdown (SIGTERM) while the file is PROCESSING: the job is released, its remote file and scratch dir go ---
+    control("/_control/reset", {})
+    control("/_control", {"faults": ["never_active"]})
+    w = start_worker(FILE_ACTIVE_TIMEOUT_MS=600000)
+    jid, user = enqueue("https://youtu.be/ok000000011", max_attempts=3)
+    check(wait_for(lambda: len(remote_files()) == 1, 20), "shutdown case: the file exists remotely")
+    check(w.stop() == 0, "SIGTERM: clean exit")
+    w = None
+    check(remote_files() == [] and os.listdir(work_dir) == [], "shutdown: remote file deleted, scratch dir removed")
+    check(db.one("SELECT status FROM analysis_jobs WHERE id = %s", jid) == "PENDING", "released for another worker")
+    control("/_control/reset", {})
+    w = start_worker()
+    check(wait_done(jid, 60) == ("COMPLETED", None), "the released job completes later")
+    w.stop()
+    w = None
+
     # --- crash recovery: kill -9 while the file is PROCESSING (and once mid-upload); the next start cleans up ---
     control("/_control/reset", {})
     control("/_control", {"faults": ["never_active"]})
