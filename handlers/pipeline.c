@@ -71,7 +71,7 @@ typedef struct st_run_t {
     unsigned pg_inflight;
     /* media */
     media_kind_t media;
-    bool dl_done, youtube_source, reuploaded;
+    bool dl_done, youtube_source, reuploaded, probed;
     const char *dl_code, *dl_msg; /* download failure noticed while the metadata run was still going */
     bool dl_transient;
     char media_path[PATH_MAX];
@@ -292,6 +292,44 @@ static void extract_audio(run_t *run)
     gw_argv_free(argv);
 }
 
+static void on_reconciled(PGresult *res, const char *error, void *data);
+
+static void reconcile(run_t *run)
+{
+    run->state = RUN_CREDITS;
+    run->pg_inflight++;
+    gw_credits_reconcile(pg_of(run), run->job->id, gw_queue_worker_id(run->job->queue), run->meta.duration, on_reconciled, run);
+}
+
+/* yt-dlp did not know the duration: ffprobe the downloaded file, then reconcile the credits with it. */
+static void on_probe(gw_proc_t *p, const gw_proc_result_t *r, void *data)
+{
+    run_t *run = data;
+    run->ff = NULL;
+    run->probed = true;
+    if (run->state == RUN_CLEANUP) {
+        settle(run);
+        return;
+    }
+    double d = r->spawn_error == 0 && r->exit_status == 0 && r->out != NULL ? strtod(r->out, NULL) : -1;
+    if (d > 0 && isfinite(d)) {
+        run->meta.duration = d;
+        json_object_set_new(run->timings, "duration_source", json_string("ffprobe"));
+        reconcile(run); /* comes back through await_media */
+        return;
+    }
+    gw_job_log(GW_LOG_WARN, run->job->id, "ffprobe could not tell the duration; the charge made at enqueue stands");
+    media_ready(run);
+}
+
+static void probe_duration(run_t *run)
+{
+    const char *argv[] = {cfg_of(run)->ffprobe_path, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                          run->media_path,           NULL};
+    gw_proc_opts_t o = {argv, run->scratch, NULL, 30000, KILL_GRACE_MS, 4096, 0};
+    run->ff = gw_proc_spawn(run->app->loop, &o, on_probe, run);
+}
+
 /* The download is in; the metadata run may still be going (deep) or done. */
 static void media_ready(run_t *run)
 {
@@ -303,6 +341,10 @@ static void media_ready(run_t *run)
     }
     if (run->media == MEDIA_AUDIO) {
         extract_audio(run);
+        return;
+    }
+    if (run->meta.duration <= 0 && !run->probed) {
+        probe_duration(run);
         return;
     }
     stage_end(run, "download");
@@ -475,10 +517,8 @@ static void on_reconciled(PGresult *res, const char *error, void *data)
 static void after_meta_deep(run_t *run)
 {
     if (run->meta.duration > 0) {
-        run->state = RUN_CREDITS;
-        run->pg_inflight++;
-        gw_credits_reconcile(pg_of(run), run->job->id, gw_queue_worker_id(run->job->queue), run->meta.duration, on_reconciled, run);
-    } else if (run->youtube_source) { /* unknown duration: the charge made at enqueue stands */
+        reconcile(run);
+    } else if (run->youtube_source) { /* unknown duration and nothing to probe: the charge made at enqueue stands */
         begin_analysis(run);
     } else {
         await_media(run);

@@ -151,6 +151,14 @@ try:
           "merged result spans both segments: %s" % [e["timestamp"] for e in res["timeline"]])
     nothing_left("long")
 
+    # --- yt-dlp does not know the duration: ffprobe on the download decides the credits (20 s = one block) ---
+    control("/_control/reset", {})
+    jid, user = enqueue("https://youtu.be/no_duration")
+    check(wait_done(jid) == ("COMPLETED", None), "deep without duration -> COMPLETED")
+    timings = db.one("SELECT timings FROM analysis_results WHERE job_id = %s", jid)
+    check(timings.get("duration_source") == "ffprobe" and timings.get("credits") == "unchanged", "probed: %s" % timings)
+    nothing_left("no duration")
+
     # --- recoverable faults: a reset mid-chunk is resumed, an expired file is uploaded again ---
     for fault in ("upload_reset", "chunk_503", "file_expired"):
         control("/_control/reset", {})
