@@ -3,6 +3,7 @@
 #include "handlers/upload.h"
 #include "reactor/log.h"
 #include <dirent.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,29 +84,89 @@ static void on_swept_delete(gw_fetch_t *req, void *data)
     del_free(d);
 }
 
-static void sweep_remote_row(gw_sweeper_t *s, const char *job_id, const char *display, const char *file_name)
+static sweep_del_t *del_new(gw_sweeper_t *s, const char *job_id, const char *display)
 {
-    if (file_name == NULL) { /* the upload never finished: nothing exists remotely (unfinished uploads expire) */
-        gw_remote_forget(s->pg, job_id, display);
-        return;
-    }
-    if (s->key == NULL)
-        return;
     sweep_del_t *d = calloc(1, sizeof(*d));
     if (d == NULL || (d->display = strdup(display)) == NULL)
         abort();
     d->s = s;
     snprintf(d->job_id, sizeof(d->job_id), "%s", job_id);
-    d->req = gw_files_delete(s->fetcher, s->base, s->key, file_name, on_swept_delete, d);
-    if (d->req == NULL) {
+    return d;
+}
+
+static void del_link(sweep_del_t *d)
+{
+    d->next = d->s->dels;
+    if (d->s->dels != NULL)
+        d->s->dels->prev = d;
+    d->s->dels = d;
+}
+
+static void delete_file(gw_sweeper_t *s, const char *job_id, const char *display, const char *file_name)
+{
+    sweep_del_t *d = del_new(s, job_id, display);
+    if ((d->req = gw_files_delete(s->fetcher, s->base, s->key, file_name, on_swept_delete, d)) == NULL) {
         free(d->display);
         free(d);
         return;
     }
-    d->next = s->dels;
-    if (s->dels != NULL)
-        s->dels->prev = d;
-    s->dels = d;
+    del_link(d);
+}
+
+/* files.list answered: delete the files carrying the row's display name (a finalize whose name was never recorded),
+ * or forget the row when there is none (the upload never finished; the service expires unfinished uploads). */
+static void on_swept_list(gw_fetch_t *req, void *data)
+{
+    sweep_del_t *d = data;
+    size_t len, found = 0;
+    const char *body = gw_fetch_data(req, &len);
+    json_t *root = gw_fetch_status(req) == 200 ? json_loadb(body, len, 0, NULL) : NULL, *f;
+    size_t i;
+    json_array_foreach(json_object_get(root, "files"), i, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        const char *shown = json_string_value(json_object_get(f, "displayName"));
+        if (name != NULL && shown != NULL && strcmp(shown, d->display) == 0) {
+            delete_file(d->s, d->job_id, d->display, name);
+            found++;
+        }
+    }
+    if (root != NULL && found == 0)
+        gw_remote_forget(d->s->pg, d->job_id, d->display);
+    json_decref(root);
+    gw_fetch_free(req);
+    del_free(d);
+}
+
+static void list_files(gw_sweeper_t *s, const char *job_id, const char *display)
+{
+    size_t n = strlen(s->base);
+    char *url = malloc(n + 64);
+    if (url == NULL)
+        abort();
+    snprintf(url, n + 64, "%.*s/v1beta/files?pageSize=100", (int)(n > 0 && s->base[n - 1] == '/' ? n - 1 : n), s->base);
+    sweep_del_t *d = del_new(s, job_id, display);
+    d->req = gw_fetch_new(s->fetcher, "GET", url);
+    free(url);
+    gw_fetch_header(d->req, "x-goog-api-key", s->key);
+    gw_fetch_timeout(d->req, 10000, 5000);
+    if (gw_fetch_start(d->req, on_swept_list, d) != 0) {
+        gw_fetch_cancel(d->req);
+        free(d->display);
+        free(d);
+        return;
+    }
+    del_link(d);
+}
+
+static void sweep_remote_row(gw_sweeper_t *s, const char *job_id, const char *display, const char *file_name)
+{
+    if (s->key == NULL)
+        return;
+    if (file_name == NULL)
+        list_files(s, job_id, display);
+    else
+        delete_file(s, job_id, display, file_name);
 }
 
 static void on_remote_rows(PGresult *res, const char *error, void *data)

@@ -275,6 +275,21 @@ try:
     w = start_worker()
     check(wait_done(jid, 60) == ("COMPLETED", None), "the job killed mid-upload completes after restart")
     nothing_left("crash recovery (upload)")
+    # a finalize whose file name never reached the database (death in between): found by its display name
+    display = "glint-%s-7" % jid
+    req = urllib.request.Request(gbase + "/upload/v1beta/files", data=json.dumps({"file": {"display_name": display}}).encode(),
+                                 method="POST", headers={"x-goog-api-key": KEY, "Content-Type": "application/json",
+                                                         "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
+                                                         "X-Goog-Upload-Header-Content-Length": "3",
+                                                         "X-Goog-Upload-Header-Content-Type": "video/mp4"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        upload_url = r.headers["x-goog-upload-url"]
+    req = urllib.request.Request(upload_url, data=b"abc", method="POST", headers={
+        "x-goog-api-key": KEY, "X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0"})
+    urllib.request.urlopen(req, timeout=10).read()
+    db.q("INSERT INTO glint_remote_files (job_id, display_name) VALUES (%s, %s)", jid, display)
+    check(len(remote_files()) == 1, "an unrecorded remote file exists")
+    nothing_left("unrecorded file name")
     check(db.one("SELECT count(*) FROM analysis_jobs WHERE status = 'PROCESSING'") == 0, "nothing stuck in PROCESSING")
     check(db.one("SELECT count(*) FROM user_credits WHERE balance < 0") == 0, "no negative balance")
     check(w.stop() == 0, "clean exit")
