@@ -316,6 +316,9 @@ static void on_chunk_done(gw_upload_t *u, gw_fetch_t *req, const char *body, siz
     long st = gw_fetch_status(req);
     if (st == 404 || st == 410 || (status != NULL && strcasecmp(status, "cancelled") == 0)) {
         restart(u, "the upload session is gone");
+    } else if (st == 400 && gw_fetch_resp_header(req, "x-goog-upload-size-received") != NULL && ++u->failures <= u->max_retries) {
+        u->state = UP_QUERY; /* the server disagrees about the offset: ask it where to go on */
+        send_query(u);
     } else if (st != 200) {
         report(u, "upload_rejected", "The analysis service refused the video upload", false);
     } else if (status != NULL && strcasecmp(status, "final") == 0) {
