@@ -211,6 +211,7 @@ static void on_remote_deleted(gw_fetch_t *req, void *data)
     if (gw_files_delete_gone(req)) {
         gw_remote_forget(pg_of(run), run->job->id, run->display);
     } else {
+        gw_metrics_count("remote_file_delete_failed");
         gw_job_log(GW_LOG_WARN, run->job->id, "deleting the remote file failed (HTTP %ld); the recovery sweep retries it",
                    gw_fetch_status(req));
     }
@@ -553,6 +554,7 @@ static void after_fetch(run_t *run)
         begin_analysis(run);
     } else {
         run->media = MEDIA_AUDIO; /* no captions: Flash listens to the audio */
+        gw_metrics_count("audio_fallback");
         await_media(run);
     }
 }
@@ -796,6 +798,7 @@ static bool media_refused(run_t *run, long status)
     if (run->youtube_source) {
         gw_job_log(GW_LOG_WARN, run->job->id, "gemini refused the YouTube URL (HTTP %ld); uploading the video instead", status);
         run->youtube_source = false;
+        gw_metrics_count("youtube_url_refused");
         json_object_set_new(run->timings, "youtube_url_refused", json_true());
         await_media(run);
         return true;
@@ -803,6 +806,7 @@ static bool media_refused(run_t *run, long status)
     if (run->file_uri != NULL && !run->reuploaded && status != 400) {
         gw_job_log(GW_LOG_WARN, run->job->id, "gemini cannot read the uploaded file (HTTP %ld); uploading again", status);
         run->reuploaded = true;
+        gw_metrics_count("file_reupload");
         gw_remote_forget(pg_of(run), run->job->id, run->display); /* gone remotely */
         free(run->file_name);
         free(run->file_uri);
