@@ -213,6 +213,9 @@ try:
     check(up.get("X-Goog-Upload-Header-Content-Type") == "audio/ogg" and int(up["X-Goog-Upload-Header-Content-Length"]) < 200000,
           "a small mono ogg was uploaded: %s bytes" % up.get("X-Goog-Upload-Header-Content-Length"))
     nothing_left("audio fallback")
+    _, metrics, _ = w.http("GET", "/metrics")
+    check('event="audio_fallback"} 1' in metrics and 'stage="upload"' in metrics and 'event="file_reupload"} 1' in metrics,
+          "deep stages and events in /metrics")
 
     log = w.read_log()
     check(KEY not in log and "upload_id=" not in log, "neither the key nor an upload URL in the log")
