@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS glint_remote_files (
 -- Charges (or gives back) the difference between a deep job's charge and its cost for the real duration, in one
 -- transaction, only when the balance allows it: never a negative balance. Guarded like glint_fail_job (the job must be
 -- PROCESSING under this worker). Returns 'unchanged', 'charged', 'adjusted' (credits given back), 'insufficient'
--- (nothing written: the caller fails the job, whose refund gives back what was charged) or NULL (job not ours).
+-- (nothing written: the caller fails the job, whose refund gives back what was charged), 'unmetered' (the job was
+-- never charged: inserted directly, not through glint_enqueue_job) or NULL (job not ours).
 CREATE OR REPLACE FUNCTION glint_reconcile_credits(p_id uuid, p_worker text, p_duration_seconds numeric)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -27,6 +28,10 @@ BEGIN
     SELECT * INTO v_job FROM analysis_jobs WHERE id = p_id AND status = 'PROCESSING' AND locked_by = p_worker FOR UPDATE;
     IF NOT FOUND THEN
         RETURN NULL;
+    END IF;
+    -- a job inserted without glint_enqueue_job (no charge in the ledger) is not metered here
+    IF NOT EXISTS (SELECT 1 FROM credit_ledger WHERE job_id = p_id AND reason = 'charge') THEN
+        RETURN 'unmetered';
     END IF;
     v_cost := glint_credit_cost(v_job.mode, p_duration_seconds);
     v_diff := v_cost - v_job.credits_charged;

@@ -151,6 +151,15 @@ try:
           "merged result spans both segments: %s" % [e["timestamp"] for e in res["timeline"]])
     nothing_left("long")
 
+    # --- a deep job inserted directly (never charged) is not metered by the worker either ---
+    control("/_control/reset", {})
+    jid = db.one("INSERT INTO analysis_jobs (user_id, video_url, mode, max_attempts) VALUES (gen_random_uuid(),"
+                 " 'https://youtu.be/long0000002', 'deep', 1) RETURNING id")
+    check(wait_done(jid) == ("COMPLETED", None), "unmetered deep job -> COMPLETED")
+    check(db.one("SELECT timings->>'credits' FROM analysis_results WHERE job_id = %s", jid) == "unmetered" and
+          ledger(jid) == [], "no ledger rows for an unmetered job")
+    nothing_left("unmetered")
+
     # --- yt-dlp does not know the duration: ffprobe on the download decides the credits (20 s = one block) ---
     control("/_control/reset", {})
     jid, user = enqueue("https://youtu.be/no_duration")
