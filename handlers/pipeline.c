@@ -952,8 +952,8 @@ int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
     }
     /* crash recovery: leftovers of earlier runs (remote files, scratch dirs), at start and then every lease period */
     uint64_t every = (uint64_t)app->cfg->lease_seconds * 1000;
-    gw_sweeper_opts_t so = {
-        app->cfg->gemini_base_url, app->cfg->gemini_api_key, app->cfg->work_dir, 1000, every > 5000 ? every : 5000, &app->draining};
+    gw_sweeper_opts_t so = {app->cfg->gemini_base_url,   app->cfg->gemini_api_key, app->cfg->work_dir, 1000,
+                            every > 5000 ? every : 5000, &app->draining,           &app->queue};
     pl->sweeper = gw_sweeper_start(app->loop, app->pg, app->fetcher, &so);
     return 0;
 }

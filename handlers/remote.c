@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIVE_JOB "j.status = 'PROCESSING' AND j.lease_expires_at > clock_timestamp()"
+/* A job still being worked on: under a live lease, or held by this very process ($1) even if a late heartbeat let
+ * its lease lapse for a moment. */
+#define LIVE_JOB "j.status = 'PROCESSING' AND (j.lease_expires_at > clock_timestamp() OR j.locked_by = $1)"
 
 void gw_remote_record(gw_pg_t *pg, const char *job_id, const char *display_name, const char *worker, gw_pg_cb cb, void *data)
 {
@@ -57,6 +59,7 @@ struct st_gw_sweeper_t {
     char *base, *key, *work_dir;
     uint64_t interval_ms;
     const bool *stop;
+    gw_queue_t *const *queue;
     bool query_inflight;
     sweep_del_t *dels; /* DELETEs in flight */
 };
@@ -196,6 +199,11 @@ static void on_stale_dirs(PGresult *res, const char *error, void *data)
     }
 }
 
+static const char *worker_id(const gw_sweeper_t *s)
+{
+    return s->queue != NULL && *s->queue != NULL ? gw_queue_worker_id(*s->queue) : "";
+}
+
 /* Scratch dirs whose job is not live: one query with the dir names and their job ids. */
 static void sweep_dirs(gw_sweeper_t *s)
 {
@@ -213,12 +221,12 @@ static void sweep_dirs(gw_sweeper_t *s)
     closedir(d);
     if (json_array_size(names) > 0) {
         char *n = json_dumps(names, JSON_COMPACT), *i = json_dumps(ids, JSON_COMPACT);
-        const char *p[] = {n, i};
+        const char *p[] = {worker_id(s), n, i};
         gw_pg_query(s->pg, NULL,
-                    "SELECT d.name FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY d(name, k)"
-                    " JOIN jsonb_array_elements_text($2::jsonb) WITH ORDINALITY x(id, k) USING (k)"
+                    "SELECT d.name FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY d(name, k)"
+                    " JOIN jsonb_array_elements_text($3::jsonb) WITH ORDINALITY x(id, k) USING (k)"
                     " WHERE NOT EXISTS (SELECT 1 FROM analysis_jobs j WHERE j.id = x.id::uuid AND " LIVE_JOB ")",
-                    2, p, 0, on_stale_dirs, s);
+                    3, p, 0, on_stale_dirs, s);
         free(n);
         free(i);
     }
@@ -232,10 +240,11 @@ static void on_sweep(uv_timer_t *t)
     if (*s->stop || !gw_pg_connected(s->pg) || s->query_inflight)
         return;
     s->query_inflight = true;
+    const char *p[] = {worker_id(s)};
     gw_pg_query(s->pg, "gw_remote_leftovers",
                 "SELECT r.job_id, r.display_name, r.file_name FROM glint_remote_files r JOIN analysis_jobs j ON j.id = r.job_id"
                 " WHERE NOT (" LIVE_JOB ") ORDER BY r.created_at LIMIT 100",
-                0, NULL, 0, on_remote_rows, s);
+                1, p, 0, on_remote_rows, s);
     sweep_dirs(s);
 }
 
@@ -250,6 +259,7 @@ gw_sweeper_t *gw_sweeper_start(uv_loop_t *loop, gw_pg_t *pg, gw_fetcher_t *fetch
     s->key = o->api_key != NULL && *o->api_key != '\0' ? strdup(o->api_key) : NULL;
     s->work_dir = strdup(o->work_dir ? o->work_dir : "/tmp");
     s->stop = o->stop;
+    s->queue = o->queue;
     if (s->base == NULL || s->work_dir == NULL)
         abort();
     if (uv_timer_start(&s->timer, on_sweep, o->first_ms, o->interval_ms) != 0)
