@@ -398,6 +398,12 @@ static void prompt_transcript(gw_strbuf_t *b, const gw_transcript_t *t, size_t f
 {
     char ts[32], te[32];
     if (t == NULL || from >= to) {
+        bool audio = opts->file_uri != NULL && opts->file_mime != NULL && strncmp(opts->file_mime, "audio/", 6) == 0;
+        if (audio) {
+            buf_puts(b, "\nNo captions are available: the attached audio is the video's soundtrack. Listen to it and give "
+                        "timestamps from the audio's own clock.\n");
+            return;
+        }
         buf_puts(b, opts->file_uri ? "\nNo transcript is available: work from the video itself.\n"
                                    : "\nNo transcript is available: work from the metadata only and keep the analysis short.\n");
         return;
@@ -433,6 +439,20 @@ static json_t *generation_config(const gw_gemini_opts_t *opts, bool deep)
     return gc;
 }
 
+/* {"fileData":{...}} plus, for a clip of a long video, {"videoMetadata":{"startOffset":"600s","endOffset":"1200s"}}. */
+static json_t *file_part(const gw_gemini_opts_t *opts)
+{
+    json_t *p = must(json_pack("{s:{s:s, s:s}}", "fileData", "mimeType", opts->file_mime ? opts->file_mime : "video/mp4", "fileUri",
+                               opts->file_uri));
+    if (opts->clip_end_s > opts->clip_start_s) {
+        char a[32], b[32];
+        snprintf(a, sizeof(a), "%.0fs", floor(opts->clip_start_s));
+        snprintf(b, sizeof(b), "%.0fs", ceil(opts->clip_end_s));
+        json_object_set_new(p, "videoMetadata", must(json_pack("{s:s, s:s}", "startOffset", a, "endOffset", b)));
+    }
+    return p;
+}
+
 static const char analyst_persona[] =
     "You are a meticulous video analyst. You receive a YouTube video's metadata and its transcript, where each line starts "
     "with the [MM:SS] time it is spoken, and possibly the video itself. Produce a structured analysis of the video.\n";
@@ -453,9 +473,8 @@ json_t *gw_gemini_build_request(const gw_video_meta_t *meta, const gw_transcript
 
     json_t *parts = must(json_array());
     /* Google recommends the media part before the text that refers to it. */
-    if (opts->deep && opts->file_uri != NULL)
-        json_array_append_new(parts, must(json_pack("{s:{s:s, s:s}}", "fileData", "mimeType",
-                                                    opts->file_mime ? opts->file_mime : "video/mp4", "fileUri", opts->file_uri)));
+    if (opts->file_uri != NULL)
+        json_array_append_new(parts, file_part(opts));
     json_array_append_new(parts, must(json_pack("{s:s}", "text", text.data)));
     free(text.data);
 

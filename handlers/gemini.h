@@ -19,13 +19,16 @@
 
 typedef struct st_gw_gemini_opts_t {
     bool deep;                    /* adds visualAudit to the schema and the video part below */
-    const char *file_uri;         /* deep: Files API uri (or a public YouTube URL); NULL = no video part */
+    const char *file_uri;         /* Files API uri (or a public YouTube URL); NULL = no media part. Standard mode may send
+                                   * an audio file (file_mime "audio/...") when there are no captions */
     const char *file_mime;        /* mime type of file_uri; NULL = "video/mp4" */
     const char *media_resolution; /* deep: "MEDIA_RESOLUTION_LOW"…; NULL = model default */
     const char *thinking_level;   /* "minimal" | "low" | "medium" | "high"; NULL = model default */
     int max_output_tokens;        /* <= 0: omitted */
     size_t part_index;            /* map step: 1-based part number; 0 = whole transcript */
     size_t part_count;            /* map step: number of parts */
+    double clip_start_s;          /* clip_end_s > clip_start_s: videoMetadata {startOffset, endOffset} on the file part */
+    double clip_end_s;
 } gw_gemini_opts_t;
 
 /* Defaults: thinking "low", 8192 output tokens, MEDIA_RESOLUTION_LOW when deep. */

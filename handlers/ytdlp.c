@@ -608,18 +608,32 @@ char **gw_ytdlp_argv_fetch(const char *ytdlp_path, const char *url, const char *
     return argv;
 }
 
-char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const char *scratch_dir, uint64_t max_filesize_bytes,
-                              const char *ffmpeg_path)
+char *gw_ytdlp_video_format(long max_height)
 {
-    if (url == NULL || scratch_dir == NULL)
+    char buf[128];
+    if (max_height <= 0)
+        max_height = 480;
+    snprintf(buf, sizeof(buf), "bv*[height<=%ld]+ba/b[height<=%ld]/wv*+ba/w", max_height, max_height);
+    char *s = strdup(buf);
+    if (s == NULL)
+        abort();
+    return s;
+}
+
+char **gw_ytdlp_argv_media(const char *ytdlp_path, const char *url, const char *scratch_dir, const char *stem, const char *format,
+                           uint64_t max_filesize_bytes, const char *ffmpeg_path)
+{
+    if (url == NULL || scratch_dir == NULL || stem == NULL || format == NULL)
         return NULL;
-    char *tmpl = output_template(scratch_dir, "video.%(ext)s"), size[32];
+    char name[64], size[32];
+    snprintf(name, sizeof(name), "%s.%%(ext)s", stem);
+    char *tmpl = output_template(scratch_dir, name);
     const char *items[24];
     size_t n = 0;
     items[n++] = ytdlp_path != NULL ? ytdlp_path : "yt-dlp";
     items[n++] = "--no-playlist";
     items[n++] = "-f";
-    items[n++] = GW_YTDLP_DOWNLOAD_FORMAT;
+    items[n++] = format;
     items[n++] = "--merge-output-format";
     items[n++] = "mp4";
     if (max_filesize_bytes > 0) {
@@ -637,6 +651,12 @@ char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const cha
     char **argv = argv_dup(items, n);
     free(tmpl);
     return argv;
+}
+
+char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const char *scratch_dir, uint64_t max_filesize_bytes,
+                              const char *ffmpeg_path)
+{
+    return gw_ytdlp_argv_media(ytdlp_path, url, scratch_dir, "video", GW_YTDLP_DOWNLOAD_FORMAT, max_filesize_bytes, ffmpeg_path);
 }
 
 static bool lang_tag_ok(const char *l)

@@ -89,6 +89,14 @@ char **gw_ytdlp_argv_fetch(const char *ytdlp_path, const char *url, const char *
 char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const char *scratch_dir, uint64_t max_filesize_bytes,
                               const char *ffmpeg_path);
 
+/* The deep-mode --format for a height cap: "bv*[height<=H]+ba/b[height<=H]/wv*+ba/w" (max_height <= 0: 480). malloc'd. */
+char *gw_ytdlp_video_format(long max_height);
+/* --format for the audio fallback: the smallest audio-only stream (speech needs little), else the smallest file. */
+#define GW_YTDLP_AUDIO_FORMAT "wa/ba/w"
+/* A media download to SCRATCH/<stem>.<ext> with the given --format, otherwise like gw_ytdlp_argv_download. */
+char **gw_ytdlp_argv_media(const char *ytdlp_path, const char *url, const char *scratch_dir, const char *stem, const char *format,
+                           uint64_t max_filesize_bytes, const char *ffmpeg_path);
+
 /* A --sub-langs value that also fetches prefer_langs (NULL-terminated, may be NULL), e.g. {"es", NULL} ->
  * "es,es-(?-i:[A-Z]{2}),<GW_YTDLP_DEFAULT_SUB_LANGS>". Entries that are not plain language tags (letters, digits and
  * '-', at most 35 bytes) are skipped so configuration cannot inject a regex. Returns a malloc'd string. */

@@ -33,6 +33,16 @@ typedef struct st_gw_config_t {
     long gemini_max_retries;
     long gemini_chunk_chars;
     char *thinking_level;
+    long deep_max_height;
+    long download_max_bytes;
+    long download_timeout_ms;
+    char *gemini_media_resolution;
+    char *deep_video_source;
+    long upload_chunk_bytes;
+    long upload_max_retries;
+    long upload_timeout_ms;
+    long file_active_timeout_ms;
+    long deep_segment_seconds;
     char *sentry_dsn;
     char *sentry_environment;
     char *log_level;

@@ -84,9 +84,14 @@ try:
 
     # permanent yt-dlp failures: FAILED + one refund, no retry
     for vid, code in (("private0000", "private_video"), ("unavailable", "video_unavailable"), ("age00000000", "age_restricted"),
-                      ("members0000", "members_only"), ("live0000000", "live_stream"), ("no_subs0000", "no_transcript")):
+                      ("members0000", "members_only"), ("live0000000", "live_stream")):
         jid, row = run_job("https://youtu.be/" + vid)
         check(row == ("FAILED", code, 1) and refunds(jid) == 1, "%s -> %s once, refunded: %r" % (vid, code, row))
+
+    # no captions: the audio track is extracted and analysed instead (tests/integration/test_deep.py checks the details)
+    jid, row = run_job("https://youtu.be/no_subs0000")
+    check(row == ("COMPLETED", None, 1), "no_subs -> COMPLETED from the audio: %r" % (row,))
+    check(db.one("SELECT timings->>'transcript_source' FROM analysis_results WHERE job_id = %s", jid) == "audio", "source audio")
 
     # transient: bot check, hang (timeout), crash -> retried, then FAILED + one refund
     for vid, code in (("bot_check00", "bot_check"), ("hang0000000", "ytdlp_timeout")):

@@ -12,15 +12,22 @@ every such protocol violation for tests to read from GET /_control/stats.
 
 With --control, tests steer it at run time:
     POST /_control          {"faults": [...], "fault_count": N, "latency_ms": .., "processing_polls": ..,
-                             "retry_delay": "0.2s", "hang_ms": .., "upload_granularity": .., "models": [..]}
-    POST /_control/reset    forget stats, violations, faults (files stay)
+                             "retry_delay": "0.2s", "hang_ms": .., "upload_granularity": .., "models": [..],
+                             "discard_uploads": bool, "chunk_delay_ms": .. (each upload data request waits)}
+    POST /_control/reset    forget stats, violations, faults and chunk_delay_ms (files stay)
     GET  /_control/stats    request counts, last bodies, violations, faults applied, bytes received
     GET  /_control/files    files still alive and uploads never finalized (tests assert cleanup)
 Faults, taken in list order, each for fault_count matching requests (omitted or -1: forever):
     generateContent: 429_retry 429_day 500 502 503 timeout reset truncated_json max_tokens blocked
                      safety recitation bad_timestamps all_bad_timestamps empty
-    uploads:         upload_503 (start or data requests answer 503)
+    uploads:         upload_503 (start or data requests answer 503) chunk_503 (data requests only: 503 mid-upload)
+                     upload_reset (a data request is cut off half-way with a connection reset; nothing of it is
+                     committed, like the real service, so the client must query and resume)
     files:           never_active (stays PROCESSING) file_failed (ends FAILED) -- per uploaded file
+    generate:        file_expired (a generateContent naming an uploaded file finds it gone: 403, file removed)
+                     youtube_refused (a YouTube fileUri is refused with 400 INVALID_ARGUMENT)
+Uploads are streamed to disk, or only counted and hashed with "discard_uploads": true (--discard-uploads), so a
+200 MB upload never sits in memory.
 """
 import argparse
 import base64
@@ -43,8 +50,10 @@ from urllib.parse import parse_qs, urlsplit
 GENERATE_FAULTS = {"429_retry", "429_day", "500", "502", "503", "timeout", "reset", "truncated_json", "max_tokens",
                    "blocked", "safety", "recitation", "bad_timestamps", "all_bad_timestamps", "empty"}
 UPLOAD_FAULTS = {"upload_503"}
+CHUNK_FAULTS = {"upload_503", "chunk_503", "upload_reset"}
+FILE_PART_FAULTS = {"file_expired", "youtube_refused"}
 FILE_FAULTS = {"never_active", "file_failed"}
-ALL_FAULTS = GENERATE_FAULTS | UPLOAD_FAULTS | FILE_FAULTS
+ALL_FAULTS = GENERATE_FAULTS | CHUNK_FAULTS | FILE_FAULTS | FILE_PART_FAULTS
 
 DEFAULT_MODELS = ["gemini-3.6-flash", "gemini-3.5-flash", "gemini-3.1-pro-preview", "gemini-flash-latest",
                   "gemini-pro-latest"]
@@ -69,6 +78,7 @@ under until very were what when where which while whom with would your yours you
 thing things gonna wanna actually basically right think know like well okay yeah want also these people""".split())
 TRANSCRIPT_LINE = re.compile(r"^\[(\d{1,3}:\d{2}(?::\d{2})?)\] ?(.*)$", re.M)
 TRANSCRIPT_TS = re.compile(r"^\d{1,3}:\d{2}(?::\d{2})?$")
+DURATION = re.compile(r"^\d+(\.\d+)?s$")
 PART_BLOCK = re.compile(r"^Part (\d+) of (\d+):\n(\{.*\})$", re.M)
 
 
@@ -119,6 +129,8 @@ class State:
         self.retry_delay = args.retry_delay
         self.hang_ms = args.hang_ms
         self.upload_granularity = args.upload_granularity
+        self.discard_uploads = args.discard_uploads
+        self.chunk_delay_ms = 0
         self.set_faults([f for f in (args.faults or "").split(",") if f], args.fault_count)
         self.reset_stats()
 
@@ -219,6 +231,13 @@ def validate_generate(body, state):
                 raise ApiError(400, "INVALID_ARGUMENT",
                                "* GenerateContentRequest.contents[%d].parts[%d].data: required oneof field 'data' "
                                "must have one initialized field" % (i, j), violation="empty part")
+            vm = p.get("videoMetadata")
+            if vm is not None:
+                offs = [vm.get(k) for k in ("startOffset", "endOffset")] if isinstance(vm, dict) else [None]
+                if "fileData" not in p or not all(isinstance(o, str) and DURATION.match(o) for o in offs if o is not None) \
+                        or (all(o is not None for o in offs) and float(offs[0][:-1]) >= float(offs[1][:-1])):
+                    raise ApiError(400, "INVALID_ARGUMENT", "Invalid videoMetadata %r" % (vm,),
+                                   violation="bad videoMetadata %r" % (vm,))
     gc = body.get("generationConfig")
     if not isinstance(gc, dict):
         raise ApiError(400, "INVALID_ARGUMENT", "generationConfig is required by this stand-in (JSON output)",
@@ -285,9 +304,21 @@ def check_file_parts(contents, state):
             m = re.search(r"/v1beta/files/([A-Za-z0-9_-]+)$", uri)
             if m is None:
                 if "youtube.com/" in uri or "youtu.be/" in uri:
+                    if state.take_fault({"youtube_refused"}):
+                        raise ApiError(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
                     continue
                 raise ApiError(400, "INVALID_ARGUMENT", "Unsupported file uri: %s" % uri,
                                violation="fileData uri not a Files API or YouTube URI")
+            if state.take_fault({"file_expired"}):  # files live 48 h; this one just expired: not the client's fault
+                with state.lock:
+                    gone = state.files.pop(m.group(1), None)
+                if gone and gone.get("path"):
+                    try:
+                        os.unlink(gone["path"])
+                    except OSError:
+                        pass
+                raise ApiError(403, "PERMISSION_DENIED", "You do not have permission to access the File %s or it may "
+                               "not exist." % m.group(1))
             with state.lock:
                 f = state.files.get(m.group(1))
                 st = f["state"] if f else None
@@ -310,6 +341,26 @@ def request_texts(body):
             if isinstance(p.get("text"), str):
                 out.append(p["text"])
     return "\n".join(out)
+
+
+def media_clip(body, duration):
+    """(start, end) seconds the media part covers: its videoMetadata clip, else the whole duration."""
+    for c in body.get("contents", []):
+        for p in c.get("parts", []):
+            if "fileData" in p:
+                vm = p.get("videoMetadata") or {}
+                start = float(vm.get("startOffset", "0s")[:-1])
+                end = float(vm["endOffset"][:-1]) if "endOffset" in vm else float(duration or start + 60)
+                return start, end
+    return None
+
+
+def media_lines(clip):
+    """What the stand-in 'sees' in the media when there is no transcript: six scenes spread over the clip."""
+    start, end = clip
+    step = max(1.0, (end - start) / 6.0)
+    return [(int(start + i * step), "Scene %d shows the presenter explaining a diagram on screen" % (i + 1))
+            for i in range(6) if start + i * step < end]
 
 
 def has_file_part(body):
@@ -682,6 +733,9 @@ class Handler(BaseHTTPRequestHandler):
         deep = "visualAudit" in props
         text = request_texts(body)
         title, duration, lines, partials = parse_prompt(text)
+        clip = media_clip(body, duration)
+        if not lines and not partials and clip:
+            lines = media_lines(clip)
         prompt_tokens = est_tokens(json.dumps(body))
         if has_file_part(body) and duration:
             per_sec = 100 if gc.get("mediaResolution") == "MEDIA_RESOLUTION_LOW" else 300
@@ -751,8 +805,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.st.take_fault(UPLOAD_FAULTS):
             raise ApiError(503, "UNAVAILABLE", "Service temporarily unavailable.")
         upload_id = "AHxI1n" + uuid.uuid4().hex + uuid.uuid4().hex[:10]
-        path = os.path.join(self.st.tmpdir, upload_id)
-        open(path, "wb").close()
+        path = None if self.st.discard_uploads else os.path.join(self.st.tmpdir, upload_id)
+        if path:
+            open(path, "wb").close()
         with self.st.lock:
             self.st.uploads[upload_id] = {"length": int(length), "mime": mime, "received": 0, "path": path,
                                           "display_name": meta.get("display_name") or meta.get("displayName"),
@@ -791,15 +846,15 @@ class Handler(BaseHTTPRequestHandler):
             self.st.violation("upload.data", "X-Goog-Upload-Offset %r but %d bytes received" % (offset, up["received"]))
             return self.send_raw(400, "text/plain", b"Invalid X-Goog-Upload-Offset", {
                 "x-goog-upload-status": "active", "x-goog-upload-size-received": str(up["received"])})
-        if self.st.take_fault(UPLOAD_FAULTS):
+        if self.st.chunk_delay_ms > 0:  # a slow link: the request body waits in the socket meanwhile
+            time.sleep(self.st.chunk_delay_ms / 1000.0)
+        fault = self.st.take_fault(CHUNK_FAULTS)
+        if fault in ("upload_503", "chunk_503"):
             self.read_body()
             raise ApiError(503, "UNAVAILABLE", "Service temporarily unavailable.")
-        got = 0
-        with open(up["path"], "ab") as out:
-            for piece in self.body_chunks():
-                out.write(piece)
-                up["sha"].update(piece)
-                got += len(piece)
+        got = self.receive_chunk(up, fault == "upload_reset")
+        if got is None:
+            return self.hard_reset()
         with self.st.lock:
             up["received"] += got
             self.st.bytes_received += got
@@ -819,10 +874,34 @@ class Handler(BaseHTTPRequestHandler):
         f = self.finish_upload(upload_id, up)
         self.send_json(200, {"file": self.file_json(f)}, {"x-goog-upload-status": "final"})
 
+    def receive_chunk(self, up, cut_off):
+        """Appends one request body to the upload; None when it was cut off (then nothing of it is kept)."""
+        sha = up["sha"].copy()
+        total = int(self.headers.get("Content-Length") or 0)
+        got = 0
+        out = open(up["path"], "ab") if up["path"] else None
+        try:
+            for piece in self.body_chunks():
+                if out:
+                    out.write(piece)
+                sha.update(piece)
+                got += len(piece)
+                if cut_off and got >= total // 2:
+                    raise ConnectionError("cut off by the upload_reset fault")
+        except ConnectionError:
+            if out:
+                out.truncate(up["received"])
+            return None
+        finally:
+            if out:
+                out.close()
+        up["sha"] = sha
+        return got
+
     def drop_upload(self, upload_id):
         with self.st.lock:
             up = self.st.uploads.pop(upload_id, None)
-        if up:
+        if up and up["path"]:
             try:
                 os.unlink(up["path"])
             except OSError:
@@ -875,10 +954,11 @@ class Handler(BaseHTTPRequestHandler):
         if f is None:
             raise ApiError(403, "PERMISSION_DENIED", "You do not have permission to access the File %s or it may "
                            "not exist." % fid)
-        try:
-            os.unlink(f["path"])
-        except OSError:
-            pass
+        if f["path"]:
+            try:
+                os.unlink(f["path"])
+            except OSError:
+                pass
         self.send_json(200, {})
 
     # -- control ---------------------------------------------------------------------------
@@ -891,9 +971,11 @@ class Handler(BaseHTTPRequestHandler):
                 with st.lock:
                     if "faults" in cfg or "fault_count" in cfg:
                         st.set_faults(cfg.get("faults", st.faults), cfg.get("fault_count"))
-                    for key in ("latency_ms", "processing_polls", "hang_ms", "upload_granularity"):
+                    for key in ("latency_ms", "processing_polls", "hang_ms", "upload_granularity", "chunk_delay_ms"):
                         if key in cfg:
                             setattr(st, key, int(cfg[key]))
+                    if "discard_uploads" in cfg:
+                        st.discard_uploads = bool(cfg["discard_uploads"])
                     if "retry_delay" in cfg:
                         st.retry_delay = str(cfg["retry_delay"])
                     for m in cfg.get("models", []):
@@ -907,6 +989,7 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.reset_stats()
                 st.set_faults([], None)
+                st.chunk_delay_ms = 0
             return self.send_json(200, self.config_json())
         self.read_body()
         if method == "GET" and path == "/_control/stats":
@@ -932,7 +1015,9 @@ class Handler(BaseHTTPRequestHandler):
         st = self.st
         return {"faults": list(st.faults), "fault_left": dict(st.fault_left), "latency_ms": st.latency_ms,
                 "processing_polls": st.processing_polls, "retry_delay": st.retry_delay, "hang_ms": st.hang_ms,
-                "upload_granularity": st.upload_granularity, "models": list(st.models)}
+                "upload_granularity": st.upload_granularity, "discard_uploads": st.discard_uploads,
+                "chunk_delay_ms": st.chunk_delay_ms,
+                "models": list(st.models)}
 
 
 class Server(ThreadingHTTPServer):
@@ -962,6 +1047,7 @@ def main():
     ap.add_argument("--retry-delay", default="0.2s", help="RetryInfo.retryDelay of the 429_retry fault")
     ap.add_argument("--hang-ms", type=int, default=60000, help="how long the timeout fault stalls")
     ap.add_argument("--upload-granularity", type=int, default=8 * 1024 * 1024)
+    ap.add_argument("--discard-uploads", action="store_true", help="count and hash upload bytes, keep none")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 

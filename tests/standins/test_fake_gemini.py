@@ -321,6 +321,53 @@ class FakeGeminiTest(unittest.TestCase):
             self.call("DELETE", "/v1beta/" + n)
         self.assertEqual(self.call("GET", "/_control/files")[1]["files"], [])
 
+    def query(self, url):
+        resp, _ = self.call("POST", url, b"", raw=True, headers={"X-Goog-Upload-Command": "query"})
+        return resp.getheader("x-goog-upload-status"), int(resp.getheader("x-goog-upload-size-received") or -1)
+
+    def test_reset_mid_chunk_commits_nothing_and_resumes(self):
+        self.control(faults=["upload_reset", "chunk_503"], fault_count=1, upload_granularity=4, processing_polls=0)
+        data = b"x" * 4096
+        url = self.start_upload(len(data))
+        with self.assertRaises((ConnectionError, http.client.HTTPException, OSError)):
+            self.upload(url, data[:2048], 0, False)  # cut off half-way
+        self.conn.close()  # http.client reconnects on the next request
+        self.assertEqual(self.query(url), ("active", 0))  # only whole requests are committed
+        self.assertEqual(self.upload(url, data[:2048], 0, False)[0].status, 503)
+        self.assertEqual(self.upload(url, data[:2048], 0, False)[0].status, 200)
+        self.assertEqual(self.query(url), ("active", 2048))
+        resp, body = self.upload(url, data[2048:], 2048, True)
+        self.assertEqual((resp.status, resp.getheader("x-goog-upload-status")), (200, "final"))
+        f = json.loads(body)["file"]
+        self.assertEqual(f["sizeBytes"], "4096")
+        self.assertEqual(self.call("GET", "/v1beta/" + f["name"])[1]["state"], "ACTIVE")  # unwrapped on GET
+        self.call("DELETE", "/v1beta/" + f["name"])
+        self.assertEqual(self.stats()["violations"], [])
+
+    def test_expired_file_and_refused_youtube_url(self):
+        self.control(faults=["file_expired", "youtube_refused"], fault_count=1, processing_polls=0)
+        url = self.start_upload(3)
+        f = json.loads(self.upload(url, b"abc", 0, True)[1])["file"]
+        self.call("GET", "/v1beta/" + f["name"])
+        status, out, _ = self.generate(request(deep=True, file_uri=f["uri"]))
+        self.assertEqual((status, out["error"]["status"]), (403, "PERMISSION_DENIED"))
+        self.assertEqual(self.call("GET", "/_control/files")[1]["files"], [])  # gone, like an expired file
+        yt = "https://www.youtube.com/watch?v=ok000000000"
+        self.assertEqual(self.generate(request(deep=True, file_uri=yt))[0], 400)
+        self.assertEqual(self.generate(request(deep=True, file_uri=yt))[0], 200)
+        self.assertEqual(self.stats()["violations"], [])
+
+    def test_video_metadata_clip(self):
+        body = request(deep=True, file_uri="https://www.youtube.com/watch?v=ok000000000")
+        body["contents"][0]["parts"][0]["videoMetadata"] = {"startOffset": "120s", "endOffset": "240s"}
+        body["contents"][0]["parts"][1]["text"] = "Video metadata:\nTitle: T\nDuration: 05:00 (300 seconds)\n"
+        status, out, _ = self.generate(body)
+        self.assertEqual(status, 200, out)
+        stamps = [ts_seconds(e["timestamp"]) for e in json.loads(self.answer_of(out))["timeline"]]
+        self.assertTrue(stamps and all(120 <= t < 240 for t in stamps), stamps)
+        body["contents"][0]["parts"][0]["videoMetadata"] = {"startOffset": "240s", "endOffset": "120s"}
+        self.assertEqual(self.generate(body)[0], 400)
+
     def test_pending_upload_is_reported(self):
         self.start_upload(10)
         self.assertEqual(len(self.call("GET", "/_control/files")[1]["pending_uploads"]), 1)
