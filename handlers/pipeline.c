@@ -80,6 +80,7 @@ typedef struct st_run_t {
     /* media */
     media_kind_t media;
     bool dl_done, youtube_source, reuploaded, probed;
+    bool local_file;              /* a file under LOCAL_MEDIA_DIR: nothing downloaded */
     const char *dl_code, *dl_msg; /* download failure noticed while the metadata run was still going */
     bool dl_transient;
     char media_path[PATH_MAX];
@@ -127,9 +128,16 @@ static gw_config_t *cfg_of(run_t *run)
     return run->app->cfg;
 }
 
+/* NULL for `glint-worker analyze` (no database): no credits to reconcile, no remote-file bookkeeping. */
 static gw_pg_t *pg_of(run_t *run)
 {
     return gw_queue_pg(run->job->queue);
+}
+
+static void forget_remote(run_t *run)
+{
+    if (pg_of(run) != NULL)
+        gw_remote_forget(pg_of(run), run->job->id, run->display);
 }
 
 static void run_closed(uv_handle_t *h)
@@ -224,7 +232,7 @@ static void on_remote_deleted(gw_fetch_t *req, void *data)
     run_t *run = data;
     run->req = NULL;
     if (gw_files_delete_gone(req)) {
-        gw_remote_forget(pg_of(run), run->job->id, run->display);
+        forget_remote(run);
     } else {
         gw_metrics_count("remote_file_delete_failed");
         gw_job_log(GW_LOG_WARN, run->job->id, "deleting the remote file failed (HTTP %ld); the recovery sweep retries it",
@@ -251,7 +259,7 @@ static void settle(run_t *run)
         free(run->file_name); /* could not even start: the recovery sweep deletes it */
         run->file_name = NULL;
     } else if (run->remote_recorded) { /* the upload never finished: nothing exists remotely */
-        gw_remote_forget(pg_of(run), run->job->id, run->display);
+        forget_remote(run);
         run->remote_recorded = false;
     }
     report(run);
@@ -292,7 +300,7 @@ static void on_ffmpeg(gw_proc_t *p, const gw_proc_result_t *r, void *data)
     } else {
         snprintf(run->media_path, sizeof(run->media_path), "%s", path);
         run->media_size = size;
-        stage_end(run, "download");
+        stage_end(run, run->local_file ? "audio" : "download");
         start_upload(run);
     }
 }
@@ -302,6 +310,8 @@ static void extract_audio(run_t *run)
     char out[PATH_MAX + 16];
     snprintf(out, sizeof(out), "%s/audio.ogg", run->scratch);
     char **argv = gw_media_argv_audio(cfg_of(run)->ffmpeg_path, run->media_path, out);
+    if (run->local_file)
+        stage_begin(run, "audio");
     gw_proc_opts_t o = {
         (const char *const *)argv, run->scratch, NULL, (uint64_t)cfg_of(run)->download_timeout_ms, KILL_GRACE_MS, 0, 0};
     run->ff = gw_proc_spawn(run->app->loop, &o, on_ffmpeg, run);
@@ -310,8 +320,14 @@ static void extract_audio(run_t *run)
 
 static void on_reconciled(PGresult *res, const char *error, void *data);
 
+static void after_credits(run_t *run);
+
 static void reconcile(run_t *run)
 {
+    if (pg_of(run) == NULL) {
+        after_credits(run);
+        return;
+    }
     run->state = RUN_CREDITS;
     run->pg_inflight++;
     gw_credits_reconcile(pg_of(run), run->job->id, gw_queue_worker_id(run->job->queue), run->meta.duration, on_reconciled, run);
@@ -363,7 +379,8 @@ static void media_ready(run_t *run)
         probe_duration(run);
         return;
     }
-    stage_end(run, "download");
+    if (!run->local_file)
+        stage_end(run, "download");
     if (local_analyzer(run))
         detect_scenes(run);
     else
@@ -428,7 +445,8 @@ static void await_media(run_t *run)
         start_download(run);
         return;
     }
-    gw_job_set_stage(run->job, "download");
+    if (!run->local_file)
+        gw_job_set_stage(run->job, "download");
     if (run->dl_done)
         media_ready(run);
 }
@@ -442,7 +460,8 @@ static void on_remote_named(const char *name, void *data)
     run->file_name = strdup(name);
     if (run->file_name == NULL)
         abort();
-    gw_remote_named(pg_of(run), run->job->id, run->display, name);
+    if (pg_of(run) != NULL)
+        gw_remote_named(pg_of(run), run->job->id, run->display, name);
 }
 
 static void on_uploaded(const gw_upload_result_t *r, void *data)
@@ -466,6 +485,8 @@ static void on_uploaded(const gw_upload_result_t *r, void *data)
     begin_analysis(run);
 }
 
+static void begin_upload(run_t *run);
+
 static void on_remote_recorded(PGresult *res, const char *error, void *data)
 {
     run_t *run = data;
@@ -478,6 +499,11 @@ static void on_remote_recorded(PGresult *res, const char *error, void *data)
         fail(run, "database_unavailable", "The worker could not record its work in the database", true, 0);
         return;
     }
+    begin_upload(run);
+}
+
+static void begin_upload(run_t *run)
+{
     gw_config_t *cfg = cfg_of(run);
     gw_upload_opts_t o = {cfg->gemini_base_url,
                           cfg->gemini_api_key,
@@ -500,6 +526,10 @@ static void start_upload(run_t *run)
     stage_begin(run, "upload");
     run->file_mime = gw_upload_mime_for_path(run->media_path);
     snprintf(run->display, sizeof(run->display), "glint-%s-%d%s", run->job->id, run->job->attempts, run->reuploaded ? "r" : "");
+    if (pg_of(run) == NULL) {
+        begin_upload(run);
+        return;
+    }
     run->remote_recorded = true;
     run->pg_inflight++;
     gw_remote_record(pg_of(run), run->job->id, run->display, gw_queue_worker_id(run->job->queue), on_remote_recorded, run);
@@ -526,11 +556,17 @@ static void on_reconciled(PGresult *res, const char *error, void *data)
         fail(run, "insufficient_credits", "This video is longer than your credit balance covers", false, 0);
     } else if (strcmp(v, "lost") == 0) {
         fail(run, "job_lost", "The job is no longer held by this worker", false, 0);
-    } else if (run->youtube_source) {
-        begin_analysis(run);
     } else {
-        await_media(run);
+        after_credits(run);
     }
+}
+
+static void after_credits(run_t *run)
+{
+    if (run->youtube_source)
+        begin_analysis(run);
+    else
+        await_media(run);
 }
 
 static void after_meta_deep(run_t *run)
@@ -886,7 +922,7 @@ static bool media_refused(run_t *run, long status)
         gw_job_log(GW_LOG_WARN, run->job->id, "gemini cannot read the uploaded file (HTTP %ld); uploading again", status);
         run->reuploaded = true;
         gw_metrics_count("file_reupload");
-        gw_remote_forget(pg_of(run), run->job->id, run->display); /* gone remotely */
+        forget_remote(run); /* gone remotely */
         free(run->file_name);
         free(run->file_uri);
         run->file_name = run->file_uri = NULL;
@@ -987,6 +1023,7 @@ static void start_prepared(gw_job_t *job, gw_video_meta_t *meta, gw_transcript_t
     snprintf(run->media_path, sizeof(run->media_path), "%s", media_path);
     run->media_size = stat(media_path, &st) == 0 ? (uint64_t)st.st_size : 0;
     run->dl_done = true; /* nothing to download: the file is here */
+    run->local_file = true;
     if (job->deep) {
         run->media = MEDIA_VIDEO;
         after_meta_deep(run);
@@ -1084,7 +1121,8 @@ int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
     uint64_t every = (uint64_t)app->cfg->lease_seconds * 1000;
     gw_sweeper_opts_t so = {app->cfg->gemini_base_url,   app->cfg->gemini_api_key, app->cfg->work_dir, 1000,
                             every > 5000 ? every : 5000, &app->draining,           &app->queue};
-    pl->sweeper = gw_sweeper_start(app->loop, app->pg, app->fetcher, &so);
+    if (app->pg != NULL) /* `glint-worker analyze` runs without a database */
+        pl->sweeper = gw_sweeper_start(app->loop, app->pg, app->fetcher, &so);
     return 0;
 }
 

@@ -102,6 +102,13 @@ try:
           "analyze prints the result JSON: rc=%d %r" % (rc, err[-500:]))
     check(gem.call("/_control/stats").get("generate_bodies"), "analyze called the Gemini stand-in")
     check(os.listdir(work) == [], "analyze cleaned its scratch directory: %r" % os.listdir(work))
+    rc, out, err = run(aenv, "analyze", "--mode", "deep", "https://www.youtube.com/watch?v=ok000000001")
+    res = json.loads(out) if rc == 0 else {}
+    check(rc == 0 and res.get("visualAudit") is not None and res.get("timeline"),
+          "analyze --mode deep uploads without a database and prints the visual audit: rc=%d %r" % (rc, err[-500:]))
+    check(gem.call("/_control/stats")["requests"].get("upload.start", 0) >= 1 and gem.call("/_control/files")["files"] == [],
+          "analyze deleted its remote file: %r" % gem.call("/_control/files"))
+    check(os.listdir(work) == [], "deep analyze cleaned its scratch directory: %r" % os.listdir(work))
     rc, out, err = run(aenv, "analyze", "https://www.youtube.com/watch?v=private0000")
     check(rc == 1 and out == "" and "private_video" in err, "analyze of a private video fails clearly: %r" % err[-300:])
     gem.call("/_control", {"faults": ["500"], "fault_count": 100})

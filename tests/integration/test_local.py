@@ -129,6 +129,12 @@ try:
     check(row == ("COMPLETED", None), "YouTube URL with the local analyzer: %r" % (row,))
     res, model, _ = result(jid)
     check(model == "local-extractive" and res["summary"], "local-extractive result for a YouTube URL")
+    # deep mode: the downloaded video gives the local analyzer its scene changes; nothing is uploaded
+    jid, row = run_job("https://www.youtube.com/watch?v=ok000000001", mode="deep")
+    check(row == ("COMPLETED", None), "deep YouTube URL with the local analyzer: %r" % (row,))
+    res, model, timings = result(jid)
+    check(model == "local-extractive" and isinstance(res.get("visualAudit"), list), "deep local result: %s" % model)
+    check("download" in timings and "scenes" in timings and "upload" not in timings, "download -> scenes: %s" % timings)
     check(wait_for(lambda: os.listdir(work_dir) == [], 5), "every scratch dir removed: %s" % os.listdir(work_dir))
     check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
 
@@ -200,6 +206,11 @@ try:
         res, model, timings = result(jid)
         check(model and model != "local-extractive", "Gemini model stored: %s" % model)
         check("metadata" in timings and "analyze" in timings, "timings: %s" % timings)
+        jid, row = run_job("file://" + os.path.join(media, "talk.mp4"), mode="deep")
+        check(row == ("COMPLETED", None), "deep local file analysed by Gemini: %r" % (row,))
+        res, model, timings = result(jid)
+        check("upload" in timings and "download" not in timings and res.get("visualAudit") is not None,
+              "the local file itself is uploaded (no download): %s" % timings)
         jid, row = run_job(os.path.join(media, "escape.mp4"))
         check(row == ("FAILED", "path_not_allowed"), "the guard holds with Gemini too: %r" % (row,))
         check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
