@@ -9,11 +9,10 @@
  * HTTP/2 (h2c upgrade, prior knowledge) is off. The process must ignore SIGPIPE (libuv writes without MSG_NOSIGNAL). */
 #include <stdbool.h>
 #include <stddef.h>
+#include "reactor/router.h"
 #include <uv.h>
 
 typedef struct st_gw_server_t gw_server_t;
-typedef struct st_gw_http_req_t gw_http_req_t;
-typedef void (*gw_route_cb)(gw_http_req_t *r, void *data);
 
 typedef struct st_gw_server_opts_t {
     const char *host;  /* numeric IPv4/IPv6 address; NULL = "0.0.0.0" */
