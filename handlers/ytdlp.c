@@ -701,13 +701,13 @@ static char *json_strdup_or_null(json_t *obj, const char *key)
     return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
 }
 
-/* A finite, non-negative JSON number, else -1. */
+/* A finite JSON number of seconds in [0, GW_YTDLP_MAX_DURATION_S], else -1 (unknown). */
 static double json_nonneg(json_t *v)
 {
     if (!json_is_number(v))
         return -1;
     double d = json_number_value(v);
-    return isfinite(d) && d >= 0 ? d : -1;
+    return isfinite(d) && d >= 0 && d <= GW_YTDLP_MAX_DURATION_S ? d : -1;
 }
 
 static void parse_chapters(json_t *arr, gw_video_meta_t *out)
