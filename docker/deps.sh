@@ -2,11 +2,11 @@
 # The one list of Debian packages the project needs; .ci/run and docker/Dockerfile both call this script.
 #   deps.sh build     compilers and -dev packages
 #   deps.sh runtime   shared libraries and the external tools the worker runs
-#   deps.sh test      what the test suite adds (PostgreSQL server, psycopg2, sanitizer runtime)
+#   deps.sh test      what the test suite adds (PostgreSQL server, psycopg2, sanitizer runtime, clang + libFuzzer, valgrind)
 set -euo pipefail
 build="build-essential cmake pkg-config libh2o-dev libuv1-dev libssl-dev libpq-dev libcurl4-openssl-dev libjansson-dev"
 runtime="libh2o0.13 libuv1 libpq5 libcurl4 libjansson4 libssl3 ffmpeg yt-dlp ca-certificates"
-test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format"
+test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format clang libclang-rt-14-dev valgrind"
 pkgs=""
 for what in "$@"; do
     case "$what" in

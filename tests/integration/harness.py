@@ -31,6 +31,9 @@ if VALGRIND and not WRAPPER:
                "--show-leak-kinds=definite,indirect", "--error-exitcode=99", "--num-callers=30",
                "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "valgrind.supp")]
 SCALE = float(os.environ.get("GW_TEST_TIMEOUT_SCALE", "10" if WRAPPER else "1"))
+# The worker's own time limits stretch less (a lease must still expire within a test's patience).
+WORKER_SCALE = float(os.environ.get("GW_TEST_WORKER_SCALE", "3" if WRAPPER else "1"))
+WORKER_TIMINGS = ("LEASE_SECONDS", "YTDLP_TIMEOUT_MS", "GEMINI_TIMEOUT_MS")
 
 _passed = 0
 _failed = 0
@@ -107,11 +110,20 @@ class Database:
 
 
 def ensure_worker_role(admin):
-    """The role is cluster-wide and sql/007 creates it NOLOGIN; on the test cluster it may log in."""
-    admin.cursor().execute("""DO $$ BEGIN
-        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s NOLOGIN; END IF;
-    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$""" % (WORKER_ROLE, WORKER_ROLE))
-    admin.cursor().execute("ALTER ROLE %s LOGIN PASSWORD '%s'" % (WORKER_ROLE, WORKER_PASSWORD))
+    """The role is cluster-wide and sql/007 creates it NOLOGIN; on the test cluster it may log in. pg_harness.sh sets
+    it up at start; this covers a cluster started some other way (test modules run in parallel: retry on races)."""
+    cur = admin.cursor()
+    for _ in range(20):
+        cur.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (WORKER_ROLE,))
+        row = cur.fetchone()
+        if row and row[0]:
+            return
+        try:
+            if not row:
+                cur.execute("CREATE ROLE %s NOLOGIN" % WORKER_ROLE)
+            cur.execute("ALTER ROLE %s LOGIN PASSWORD '%s'" % (WORKER_ROLE, WORKER_PASSWORD))
+        except psycopg2.Error:
+            time.sleep(0.05)
 
 
 def worker_env(db, **extra):
@@ -127,6 +139,9 @@ def worker_env(db, **extra):
         "SHUTDOWN_GRACE_MS": "2000",
     })
     env.update({k: str(v) for k, v in extra.items()})
+    for k in WORKER_TIMINGS:
+        if WORKER_SCALE != 1 and k in env:
+            env[k] = str(int(float(env[k]) * WORKER_SCALE))
     return env
 
 
