@@ -596,10 +596,13 @@ static char *dup_or_null(const char *s)
     return s != NULL ? must_strdup(s) : NULL;
 }
 
+/* A token count: negative means absent (0); clamped to INT32_MAX because it is stored in an int column, and one
+ * out-of-range value would fail the whole completion batch it travels in. */
 static int64_t jint(json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
-    return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+    return n < 0 ? 0 : n > INT32_MAX ? INT32_MAX : (int64_t)n;
 }
 
 /* Joins the non-thought text parts; NULL when there are none. Sets *bad on a malformed shape. */
@@ -918,8 +921,9 @@ void gw_gemini_classify_http(long status, const char *body, int curlcode, gw_gem
     char msg[200];
     snprintf(msg, sizeof(msg), "%s", api_msg ? api_msg : "no details");
     classify_status(status, msg, &d, out);
-    if (d.retry_ms > 0 && out->transient)
-        out->retry_after_ms = (uint64_t)d.retry_ms;
+    if (d.retry_ms > 0 && out->transient) /* a hostile "1e9s" must not park a job for 31 years */
+        out->retry_after_ms =
+            (uint64_t)d.retry_ms < GW_GEMINI_MAX_RETRY_AFTER_MS ? (uint64_t)d.retry_ms : GW_GEMINI_MAX_RETRY_AFTER_MS;
     json_decref(root);
 }
 

@@ -103,10 +103,13 @@ bool gw_gemini_outcome_permanent(gw_gemini_outcome_t o);
 
 /* ---- HTTP errors and backoff ------------------------------------------------------------ */
 
+/* Longest retryDelay honoured: Gemini's per-minute quotas ask for seconds; a larger value is capped to this. */
+#define GW_GEMINI_MAX_RETRY_AFTER_MS (5 * 60 * 1000)
+
 typedef struct st_gw_gemini_error_t {
     bool ok;                 /* 2xx and no transport error: nothing to classify */
     bool transient;          /* worth retrying (after retry_after_ms / backoff) */
-    uint64_t retry_after_ms; /* from google.rpc.RetryInfo.retryDelay; 0 when not given */
+    uint64_t retry_after_ms; /* from google.rpc.RetryInfo.retryDelay, at most GW_GEMINI_MAX_RETRY_AFTER_MS; 0 when not given */
     long status;             /* HTTP status, 0 when none arrived */
     char api_status[40];     /* error.status, e.g. "RESOURCE_EXHAUSTED"; "" when absent */
     const char *error_code;  /* static: "gemini_rate_limited", "gemini_quota_exhausted", "gemini_auth", … */

@@ -1,5 +1,6 @@
 #include "handlers/ytdlp.h"
 #include "reactor/log.h"
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -351,6 +352,18 @@ static bool host_syntax_ok(const char *h, size_t n)
     return true;
 }
 
+/* "[...]" must hold an IPv6 address: "[www.youtube.com]" would otherwise pass the allow-list as a bracketed "IP". */
+static bool host_is_ipv6_literal(const char *h, size_t n)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    struct in6_addr a;
+    if (n < 3 || h[0] != '[' || h[n - 1] != ']' || n - 2 > INET6_ADDRSTRLEN)
+        return false;
+    memcpy(buf, h + 1, n - 2);
+    buf[n - 2] = '\0';
+    return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
 static bool has_suffix_n(const char *h, size_t n, const char *suffix)
 {
     size_t sn = strlen(suffix);
@@ -498,7 +511,7 @@ static int host_checks(const gw_url_parts_t *u, const char *csv, bool *explicit_
     bool allowed = host_allowed_n(u->host, u->host_len, csv), short_form;
     /* IP literals pass only when the operator listed that exact address (local test pages). */
     bool ip = u->host[0] == '[';
-    if (!ip && !host_syntax_ok(u->host, u->host_len))
+    if (ip ? !host_is_ipv6_literal(u->host, u->host_len) : !host_syntax_ok(u->host, u->host_len))
         return url_fail(code, msg, "The link has an invalid host name. Paste a link to a YouTube video.");
     ip = ip || host_is_ipv4ish(u->host, u->host_len);
     if (!allowed)
@@ -708,13 +721,13 @@ static char *json_strdup_or_null(json_t *obj, const char *key)
     return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
 }
 
-/* A finite, non-negative JSON number, else -1. */
+/* A finite JSON number of seconds in [0, GW_YTDLP_MAX_DURATION_S], else -1 (unknown). */
 static double json_nonneg(json_t *v)
 {
     if (!json_is_number(v))
         return -1;
     double d = json_number_value(v);
-    return isfinite(d) && d >= 0 ? d : -1;
+    return isfinite(d) && d >= 0 && d <= GW_YTDLP_MAX_DURATION_S ? d : -1;
 }
 
 static void parse_chapters(json_t *arr, gw_video_meta_t *out)

@@ -35,6 +35,9 @@
  * available stream when nothing <= 480p exists. */
 #define GW_YTDLP_DOWNLOAD_FORMAT "bv*[height<=480]+ba/b[height<=480]/wv*+ba/w"
 
+/* A -J duration (or chapter time) beyond this is treated as unknown: no real video is longer than a month, and a
+ * hostile 1e308 would otherwise overflow cost and timestamp arithmetic downstream. */
+#define GW_YTDLP_MAX_DURATION_S (31.0 * 24 * 3600)
 #define GW_YTDLP_MAX_URL 2048
 #define GW_YTDLP_ID_LEN 11
 /* Subtitle files larger than this are skipped rather than read into memory. */
@@ -107,7 +110,8 @@ void gw_argv_free(char **argv); /* NULL-safe */
 /* --- metadata -------------------------------------------------------------------------------------------------------- */
 
 /* Parses yt-dlp's -J output. *out is overwritten (free with gw_video_meta_free; it is left empty on failure).
- * id is required; title defaults to ""; channel falls back to uploader; duration is -1 when absent, null or negative;
+ * id is required; title defaults to ""; channel falls back to uploader; duration is -1 when absent, null, negative or
+ * above GW_YTDLP_MAX_DURATION_S;
  * chapters without end_time end where the next one starts (or at the duration, else -1). Errors: "bad_metadata"
  * (not JSON, not an object, no id), "invalid_url" (a playlist/multi-video result rather than one video). */
 int gw_ytdlp_parse_meta(const char *json, size_t len, gw_video_meta_t *out, const char **error_code);

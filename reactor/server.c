@@ -1,4 +1,5 @@
 #include "reactor/server.h"
+#include "reactor/router.h"
 #include "reactor/log.h"
 #include <ctype.h>
 #include <errno.h>
@@ -16,19 +17,8 @@
 #define GW_SERVER_DEFAULT_MAX_BODY (64 * 1024)
 #define GW_SERVER_DEFAULT_IO_TIMEOUT_MS 10000
 #define GW_SERVER_NAME "glint-worker"
-#define GW_MAX_SEGMENTS 16
 #define GW_DRAIN_ROUNDS 2000 /* x 1 ms: how long dispose waits for connections to finish writing */
 #define GW_JSON "application/json"
-
-typedef struct st_gw_route_t {
-    char *method;
-    char *storage; /* pattern copy, '/' replaced by NUL; segs point into it */
-    const char *segs[GW_MAX_SEGMENTS];
-    size_t nsegs;
-    size_t nparams;
-    gw_route_cb cb;
-    void *data;
-} gw_route_t;
 
 /* One accepted socket. The uv_tcp_t comes first: h2o's close callback hands us the uv handle. */
 typedef struct st_gw_conn_t {
@@ -58,8 +48,7 @@ struct st_gw_server_t {
     h2o_globalconf_t config;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    gw_route_t *routes;
-    size_t nroutes;
+    gw_router_t router;
     h2o_linklist_t conns;
     size_t nconns;
     h2o_linklist_t held; /* gw_http_req_t handed to route callbacks, not answered yet */
@@ -96,10 +85,7 @@ struct st_gw_http_req_t {
 
 /* Result of routing one request path. */
 typedef struct st_gw_match_t {
-    int status; /* 0 = route found, else the error status to send */
-    const gw_route_t *route;
-    const char *segs[GW_MAX_SEGMENTS]; /* decoded, NUL-terminated, in the request pool */
-    size_t nsegs;
+    gw_route_match_t r;
     size_t path_len; /* raw path without query */
 } gw_match_t;
 
@@ -110,14 +96,6 @@ static h2o_generator_t gw_generator = {NULL, NULL}; /* whole body in one final h
 static void *gw_calloc(size_t n, size_t sz)
 {
     void *p = calloc(n, sz);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *gw_strdup(const char *s)
-{
-    char *p = strdup(s);
     if (p == NULL)
         abort();
     return p;
@@ -191,40 +169,6 @@ static const char *error_code_for(int status)
     default:
         return status < 500 ? "bad_request" : "internal_error";
     }
-}
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes src into dst (NUL-terminated; dst holds len + 1). -1 on a malformed escape or on %00, which would
- * silently truncate the C string a handler sees. */
-static ssize_t pct_decode(char *dst, const char *src, size_t len, bool plus_is_space)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '%') {
-            int hi, lo;
-            if (len - i < 3 || (hi = hexval((unsigned char)src[i + 1])) < 0 || (lo = hexval((unsigned char)src[i + 2])) < 0 ||
-                (hi | lo) == 0)
-                return -1;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        dst[o++] = c;
-    }
-    dst[o] = '\0';
-    return (ssize_t)o;
 }
 
 /* Escapes len bytes as JSON string content; dst must hold 6 * len bytes. */
@@ -465,82 +409,18 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
 
 /* ---- routing ---- */
 
-static bool segs_match(const gw_route_t *rt, const gw_match_t *m)
-{
-    if (rt->nsegs != m->nsegs)
-        return false;
-    for (size_t i = 0; i < m->nsegs; i++) {
-        bool wild = strcmp(rt->segs[i], "*") == 0;
-        if (wild ? m->segs[i][0] == '\0' : strcmp(rt->segs[i], m->segs[i]) != 0)
-            return false;
-    }
-    return true;
-}
-
-/* Splits and decodes the raw path (h2o's path_normalized would turn %2F into '/' and resolve ".."). */
-static int split_path(h2o_req_t *req, gw_match_t *m)
-{
-    const char *raw = req->path.base;
-    size_t len = m->path_len, start = 1;
-
-    if (len == 0 || raw[0] != '/')
-        return 400;
-    char *buf = h2o_mem_alloc_pool(&req->pool, len + 1); /* decoded segments + NULs never exceed len */
-    for (;;) {
-        const char *seg = raw + start, *slash = memchr(seg, '/', len - start);
-        size_t seg_len = slash != NULL ? (size_t)(slash - seg) : len - start;
-        if (m->nsegs == GW_MAX_SEGMENTS)
-            return 404;
-        ssize_t n = pct_decode(buf, seg, seg_len, false);
-        if (n < 0)
-            return 400;
-        if (memchr(buf, '/', (size_t)n) != NULL || strcmp(buf, ".") == 0 || strcmp(buf, "..") == 0)
-            return 404;
-        m->segs[m->nsegs++] = buf;
-        buf += n + 1;
-        if (slash == NULL)
-            return 0;
-        start += seg_len + 1;
-    }
-}
-
 static void route_request(gw_server_t *s, h2o_req_t *req, gw_match_t *m)
 {
-    bool path_known = false;
-
-    memset(m, 0, sizeof(*m));
     m->path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    if ((m->status = split_path(req, m)) != 0)
-        return;
-    for (size_t i = 0; i < s->nroutes; i++) {
-        const gw_route_t *rt = &s->routes[i];
-        if (!segs_match(rt, m))
-            continue;
-        path_known = true;
-        if (h2o_memis(req->method.base, req->method.len, rt->method, strlen(rt->method))) {
-            m->route = rt;
-            return;
-        }
-    }
-    m->status = path_known ? 405 : 404;
+    char *buf = h2o_mem_alloc_pool(&req->pool, m->path_len + 1);
+    gw_router_match(&s->router, req->method.base, req->method.len, req->path.base, m->path_len, buf, &m->r);
 }
 
 static void add_allow_header(gw_server_t *s, h2o_req_t *req, const gw_match_t *m)
 {
-    size_t cap = 1, len = 0;
-    for (size_t i = 0; i < s->nroutes; i++)
-        cap += strlen(s->routes[i].method) + 2;
+    size_t cap = gw_router_allow_cap(&s->router);
     char *buf = h2o_mem_alloc_pool(&req->pool, cap);
-    for (size_t i = 0; i < s->nroutes; i++) {
-        const gw_route_t *rt = &s->routes[i];
-        bool dup = false;
-        if (!segs_match(rt, m))
-            continue;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = segs_match(&s->routes[j], m) && strcmp(s->routes[j].method, rt->method) == 0;
-        if (!dup)
-            len += (size_t)sprintf(buf + len, "%s%s", len != 0 ? ", " : "", rt->method);
-    }
+    size_t len = gw_router_allow(&s->router, &m->r, buf, cap);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, buf, len);
 }
 
@@ -568,11 +448,11 @@ static bool parse_query(gw_http_req_t *r, char **p, const char *q, size_t len)
             size_t name_len = eq != NULL ? (size_t)(eq - (q + i)) : end - i;
             const char *v = eq != NULL ? eq + 1 : q + end;
             char *name = *p, *value;
-            ssize_t n = pct_decode(name, q + i, name_len, true);
+            ssize_t n = gw_pct_decode(name, q + i, name_len, true);
             if (n < 0)
                 return false;
             value = name + n + 1;
-            if ((n = pct_decode(value, v, (size_t)(q + end - v), true)) < 0)
+            if ((n = gw_pct_decode(value, v, (size_t)(q + end - v), true)) < 0)
                 return false;
             *p = value + n + 1;
             r->query[r->nquery++] = (gw_pair_t){name, value};
@@ -599,12 +479,12 @@ static gw_http_req_t *snapshot_alloc(const h2o_req_t *req, const gw_match_t *m, 
             npairs += (*q)[i] == '&';
         strings += *qlen + 2 * npairs;
     }
-    for (size_t i = 0; i < m->nsegs; i++)
-        strings += strlen(m->segs[i]) + 1;
+    for (size_t i = 0; i < m->r.nsegs; i++)
+        strings += strlen(m->r.segs[i]) + 1;
     for (size_t i = 0; i < req->headers.size; i++)
         strings += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 2;
 
-    size_t nparams = m->route->nparams;
+    size_t nparams = m->r.route->nparams;
     gw_http_req_t *r = gw_calloc(1, sizeof(*r) + nparams * sizeof(char *) + (npairs + nhdr) * sizeof(gw_pair_t) + strings);
     char *p = (char *)(r + 1);
     r->params = (const char **)p;
@@ -625,9 +505,9 @@ static gw_http_req_t *snapshot(h2o_req_t *req, const gw_match_t *m)
     r->path = put(&p, req->path.base, m->path_len);
     r->body_len = req->entity.base != NULL ? req->entity.len : 0;
     r->body = put(&p, req->entity.base, r->body_len);
-    for (size_t i = 0; i < m->nsegs; i++)
-        if (strcmp(m->route->segs[i], "*") == 0)
-            r->params[r->nparams++] = put(&p, m->segs[i], strlen(m->segs[i]));
+    for (size_t i = 0; i < m->r.nsegs; i++)
+        if (strcmp(m->r.route->segs[i], "*") == 0)
+            r->params[r->nparams++] = put(&p, m->r.segs[i], strlen(m->r.segs[i]));
     for (size_t i = 0; i < req->headers.size; i++) {
         const h2o_header_t *h = &req->headers.entries[i];
         const char *name = put(&p, h->name->base, h->name->len); /* h2o lower-cases names */
@@ -660,7 +540,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     gw_http_req_t *r;
 
     route_request(s, req, &m);
-    switch (m.status) {
+    switch (m.r.status) {
     case 0:
         break;
     case 400:
@@ -685,48 +565,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     hold(s, r, req);
-    m.route->cb(r, m.route->data); /* may respond (and free r) right here */
+    m.r.route->cb(r, m.r.route->data); /* may respond (and free r) right here */
     return 0;
 }
 
 int gw_server_route(gw_server_t *s, const char *method, const char *pattern, gw_route_cb cb, void *data)
 {
-    gw_route_t rt = {NULL};
-    bool ok =
-        method != NULL && *method != '\0' && pattern != NULL && pattern[0] == '/' && cb != NULL && strpbrk(pattern, "?#%") == NULL;
-
-    for (const char *p = method; ok && *p != '\0'; p++)
-        ok = is_tchar((unsigned char)*p);
-    if (ok) {
-        rt.storage = gw_strdup(pattern + 1);
-        for (char *seg = rt.storage, *next; ok; seg = next + 1) {
-            next = strchr(seg, '/');
-            if (next != NULL)
-                *next = '\0';
-            ok = rt.nsegs < GW_MAX_SEGMENTS && strcmp(seg, ".") != 0 && strcmp(seg, "..") != 0 &&
-                 (strchr(seg, '*') == NULL || strcmp(seg, "*") == 0);
-            if (ok) {
-                rt.nparams += strcmp(seg, "*") == 0;
-                rt.segs[rt.nsegs++] = seg;
-            }
-            if (next == NULL)
-                break;
-        }
-    }
-    if (!ok) {
-        gw_error("http: invalid route %s %s", method != NULL ? method : "(null)", pattern != NULL ? pattern : "(null)");
-        free(rt.storage);
-        return -EINVAL;
-    }
-    rt.method = gw_strdup(method);
-    rt.cb = cb;
-    rt.data = data;
-    gw_route_t *routes = realloc(s->routes, (s->nroutes + 1) * sizeof(*routes));
-    if (routes == NULL)
-        abort();
-    s->routes = routes;
-    s->routes[s->nroutes++] = rt;
-    return 0;
+    return gw_router_add(&s->router, method, pattern, cb, data);
 }
 
 /* ---- connections ---- */
@@ -981,11 +826,7 @@ void gw_server_dispose(gw_server_t *s)
     }
     h2o_context_dispose(&s->ctx);
     h2o_config_dispose(&s->config);
-    for (size_t i = 0; i < s->nroutes; i++) {
-        free(s->routes[i].method);
-        free(s->routes[i].storage);
-    }
-    free(s->routes);
+    gw_router_free(&s->router);
     free(s);
 }
 

@@ -6,14 +6,15 @@
  * Responses are always Content-Length framed (never chunked). Every error the server produces itself — unknown path (404),
  * wrong method (405 + Allow), malformed path or query (400), oversized body (413), h2o's own request errors — is JSON
  * {"error":{"code":..,"message":..}}; JSON responses carry Cache-Control: no-store. The Server header is "glint-worker".
+ * Exception: a request head h2o cannot parse at all (garbage, too long, too many headers) gets h2o's fixed text/plain
+ * "400 Bad Request" and the connection is closed; no request exists yet for the JSON filter to act on.
  * HTTP/2 (h2c upgrade, prior knowledge) is off. The process must ignore SIGPIPE (libuv writes without MSG_NOSIGNAL). */
 #include <stdbool.h>
 #include <stddef.h>
+#include "reactor/router.h"
 #include <uv.h>
 
 typedef struct st_gw_server_t gw_server_t;
-typedef struct st_gw_http_req_t gw_http_req_t;
-typedef void (*gw_route_cb)(gw_http_req_t *r, void *data);
 
 typedef struct st_gw_server_opts_t {
     const char *host;  /* numeric IPv4/IPv6 address; NULL = "0.0.0.0" */

@@ -19,6 +19,9 @@ start)
     as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
         start >/dev/null
+    # the least-privilege role of sql/007 (created NOLOGIN there); workers under test log in with it
+    as_pg "$bindir/psql" -X -q -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+        -c "CREATE ROLE glint_worker LOGIN PASSWORD 'test-worker-password'" >/dev/null
     cat >"$state" <<EOS
 PG_DIR=$dir
 PG_BINDIR=$bindir

@@ -2,8 +2,15 @@
 # Builds and runs the whole test suite (unit + integration against a throwaway PostgreSQL).
 #   tests/run.sh                  normal build in build/
 #   GW_SANITIZE=1 tests/run.sh    ASan+UBSan build in build-asan/
+#   GW_VALGRIND=1 tests/run.sh -L integration
+#                                 normal build; the integration tests start every worker under valgrind memcheck
+#                                 (tests/integration/harness.py; suppressions in tests/valgrind.supp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${GW_SANITIZE:-0}" = 1 ] && [ "${GW_VALGRIND:-0}" = 1 ]; then
+    echo "GW_SANITIZE and GW_VALGRIND do not mix (valgrind cannot run ASan binaries)" >&2
+    exit 2
+fi
 if [ "${GW_SANITIZE:-0}" = 1 ]; then
     dir=build-asan
     docker/build.sh "$dir" --sanitize

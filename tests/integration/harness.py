@@ -19,6 +19,21 @@ BIN = os.environ.get("GW_TEST_BIN", os.path.join(os.path.dirname(__file__), ".."
 SRC = os.environ.get("GW_TEST_SRC", os.path.join(os.path.dirname(__file__), ".."))
 STATE = os.environ.get("GW_PG_STATE", os.path.join(BIN, "tests", "pg.env"))
 API_KEY = "test-api-key-0123456789"
+# Workers connect as the least-privilege role of sql/007 (GW_TEST_DB_ROLE=owner: as the owner, postgres).
+WORKER_ROLE = "glint_worker"
+WORKER_PASSWORD = "test-worker-password"
+# GW_VALGRIND=1: every worker daemon runs under valgrind memcheck (or any command prefix given in GW_TEST_WRAPPER);
+# start-up and waiting timeouts are multiplied by GW_TEST_TIMEOUT_SCALE (default 10 under valgrind).
+VALGRIND = os.environ.get("GW_VALGRIND") == "1"
+WRAPPER = os.environ.get("GW_TEST_WRAPPER", "").split()
+if VALGRIND and not WRAPPER:
+    WRAPPER = ["valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+               "--show-leak-kinds=definite,indirect", "--error-exitcode=99", "--num-callers=30",
+               "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "valgrind.supp")]
+SCALE = float(os.environ.get("GW_TEST_TIMEOUT_SCALE", "10" if WRAPPER else "1"))
+# The worker's own time limits stretch less (a lease must still expire within a test's patience).
+WORKER_SCALE = float(os.environ.get("GW_TEST_WORKER_SCALE", "3" if WRAPPER else "1"))
+WORKER_TIMINGS = ("LEASE_SECONDS", "YTDLP_TIMEOUT_MS", "GEMINI_TIMEOUT_MS")
 
 _passed = 0
 _failed = 0
@@ -66,8 +81,11 @@ class Database:
         admin = self.connect("postgres")
         admin.autocommit = True
         admin.cursor().execute('CREATE DATABASE "%s"' % self.name)
+        ensure_worker_role(admin)
         admin.close()
         self.url = "postgresql:///%s?host=%s&port=%s&user=postgres" % (self.name, self.host, self.port)
+        self.worker_url = "postgresql:///%s?host=%s&port=%s&user=%s&password=%s" % (
+            self.name, self.host, self.port, WORKER_ROLE, WORKER_PASSWORD)
         self.conn = self.connect(self.name)
         self.conn.autocommit = True
 
@@ -91,10 +109,27 @@ class Database:
         admin.close()
 
 
+def ensure_worker_role(admin):
+    """The role is cluster-wide and sql/007 creates it NOLOGIN; on the test cluster it may log in. pg_harness.sh sets
+    it up at start; this covers a cluster started some other way (test modules run in parallel: retry on races)."""
+    cur = admin.cursor()
+    for _ in range(20):
+        cur.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (WORKER_ROLE,))
+        row = cur.fetchone()
+        if row and row[0]:
+            return
+        try:
+            if not row:
+                cur.execute("CREATE ROLE %s NOLOGIN" % WORKER_ROLE)
+            cur.execute("ALTER ROLE %s LOGIN PASSWORD '%s'" % (WORKER_ROLE, WORKER_PASSWORD))
+        except psycopg2.Error:
+            time.sleep(0.05)
+
+
 def worker_env(db, **extra):
     env = dict(os.environ)
     env.update({
-        "DATABASE_URL": db.url,
+        "DATABASE_URL": db.url if os.environ.get("GW_TEST_DB_ROLE") == "owner" else getattr(db, "worker_url", db.url),
         "WORKER_API_KEY": API_KEY,
         "HOST": "127.0.0.1",
         "PORT": str(free_port()),
@@ -104,6 +139,9 @@ def worker_env(db, **extra):
         "SHUTDOWN_GRACE_MS": "2000",
     })
     env.update({k: str(v) for k, v in extra.items()})
+    for k in WORKER_TIMINGS:
+        if WORKER_SCALE != 1 and k in env:
+            env[k] = str(int(float(env[k]) * WORKER_SCALE))
     return env
 
 
@@ -114,12 +152,13 @@ class Worker:
         self.env = worker_env(db, **extra)
         path = os.path.join(BIN, "tests", binary) if binary.endswith("-test") else os.path.join(BIN, binary)
         if migrate:
-            subprocess.run([path, "migrate"], env=self.env, check=True, capture_output=True, cwd="/tmp")
+            subprocess.run([path, "migrate"], env=dict(self.env, DATABASE_URL=db.url), check=True, capture_output=True,
+                           cwd="/tmp")
         self.log_path = log_path or "/tmp/glint-worker-%s-%d.log" % (db.name, time.monotonic_ns())
         self.log = open(self.log_path, "w+")
-        self.proc = subprocess.Popen([path], env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd="/tmp")
+        self.proc = subprocess.Popen(WRAPPER + [path], env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd="/tmp")
         self.port = int(self.env["PORT"])
-        deadline = time.time() + 15
+        deadline = time.time() + 15 * SCALE
         up = False
         while time.time() < deadline and not up and self.proc.poll() is None:
             try:
@@ -135,7 +174,7 @@ class Worker:
             return f.read()
 
     def wait_ready(self, timeout=10):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * SCALE
         while time.time() < deadline:
             if "LISTEN active" in self.read_log():
                 return True
@@ -176,16 +215,19 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout * SCALE)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        if WRAPPER and self.proc.returncode == 99:
+            # valgrind found errors or definite/indirect leaks: fail the test module, show the report
+            check(False, "memcheck errors in %s:\n%s" % (self.log_path, self.read_log()[-20000:]))
         return self.proc.returncode
 
 
 def wait_for(pred, timeout=20, interval=0.02):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * SCALE
     while time.time() < deadline:
         v = pred()
         if v:
@@ -195,7 +237,7 @@ def wait_for(pred, timeout=20, interval=0.02):
 
 
 def migrate(db):
-    subprocess.run([os.path.join(BIN, "glint-worker"), "migrate"], env=worker_env(db), check=True,
+    subprocess.run([os.path.join(BIN, "glint-worker"), "migrate"], env=worker_env(db, DATABASE_URL=db.url), check=True,
                    capture_output=True, cwd="/tmp")
 
 

@@ -20,7 +20,7 @@ def run(env, *args, timeout=60):
 
 db = Database("cli")
 try:
-    env = worker_env(db)
+    env = worker_env(db, DATABASE_URL=db.url)  # operator commands (migrate, enqueue) run as the schema owner
     rc, out, err = run(env, "--version")
     check(rc == 0 and re.match(r"^glint-worker \d+\.\d+\.\d+\n$", out), "--version: %r" % out)
     rc, out, err = run(env, "--help")

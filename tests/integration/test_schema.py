@@ -23,7 +23,7 @@ def wait_notifies(conn, want, timeout=3.0):
 db = Database("schema")
 try:
     # Two instances migrating at once: both succeed, everything applied once.
-    env = worker_env(db)
+    env = worker_env(db, DATABASE_URL=db.url)  # migrations run as the owner
     procs = [subprocess.Popen([os.path.join(BIN, "glint-worker"), "migrate"], env=env, cwd="/tmp",
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     outs = [p.communicate(timeout=60)[0].decode() for p in procs]
@@ -71,9 +71,18 @@ try:
     check(db.one("SELECT balance FROM user_credits WHERE user_id = %s", user) == bal + 1, "balance refunded once")
     check(db.one("SELECT count(*) FROM credit_ledger WHERE job_id = %s AND reason = 'refund'", job) == 1, "one ledger row")
     orphan_user = str(uuid.uuid4())
-    oj = db.one("INSERT INTO analysis_jobs (user_id, video_url, credits_charged) VALUES (%s, 'x', 5) RETURNING id", orphan_user)
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 1)", orphan_user)
+    oj = db.one("SELECT glint_enqueue_job(%s, 'x')", orphan_user)
+    db.q("DELETE FROM user_credits WHERE user_id = %s", orphan_user)
     db.q("SELECT glint_refund(%s)", oj)
-    check(db.one("SELECT balance FROM user_credits WHERE user_id = %s", orphan_user) == 5, "refund creates the balance row")
+    check(db.one("SELECT balance FROM user_credits WHERE user_id = %s", orphan_user) == 1, "refund creates the balance row")
+    # A refund gives back what the ledger charged, not what credits_charged claims (sql/006).
+    uncharged = db.one("INSERT INTO analysis_jobs (user_id, video_url, credits_charged) VALUES (%s, 'x', 5) RETURNING id",
+                       orphan_user)
+    check(db.one("SELECT glint_refund(%s)", uncharged) == 0, "uncharged job: refund of 0")
+    check(db.one("SELECT balance FROM user_credits WHERE user_id = %s", orphan_user) == 1, "no credits minted")
+    check(db.one("SELECT delta FROM credit_ledger WHERE job_id = %s AND reason = 'refund'", uncharged) == 0,
+          "one refund row, delta 0")
 
     # Cancel: PENDING -> CANCELLED + refund + notify; a second cancel is refused (changed = false).
     listener = db.connect(db.name)

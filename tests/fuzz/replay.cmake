@@ -1,0 +1,23 @@
+# The fuzz targets' corpora replayed in the ordinary suite (any compiler): tests/fuzz/replay.c calls the target's
+# LLVMFuzzerTestOneInput on every committed input, so a fixed crash stays fixed. Included from tests/CMakeLists.txt.
+function(gw_fuzz_replay name source corpus)
+    set(exe replay_${name})
+    add_executable(${exe} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${source} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/replay.c ${ARGN}
+                          ${CMAKE_SOURCE_DIR}/reactor/log.c)
+    target_include_directories(${exe} PRIVATE ${CMAKE_SOURCE_DIR})
+    target_link_libraries(${exe} PkgConfig::DEPS m)
+    add_test(NAME unit.fuzz_replay_${name} COMMAND ${exe} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${corpus})
+    set_tests_properties(unit.fuzz_replay_${name} PROPERTIES LABELS unit TIMEOUT 120)
+endfunction()
+set(GW_REPLAY_YTDLP ${CMAKE_SOURCE_DIR}/handlers/ytdlp.c ${CMAKE_SOURCE_DIR}/handlers/video.c)
+gw_fuzz_replay(json3 fuzz_subtitles.c json3 ${GW_REPLAY_YTDLP})
+target_compile_definitions(replay_json3 PRIVATE FUZZ_FORMAT=1)
+gw_fuzz_replay(vtt fuzz_subtitles.c vtt ${GW_REPLAY_YTDLP})
+target_compile_definitions(replay_vtt PRIVATE FUZZ_FORMAT=2)
+gw_fuzz_replay(srt fuzz_subtitles.c srt ${GW_REPLAY_YTDLP})
+target_compile_definitions(replay_srt PRIVATE FUZZ_FORMAT=3)
+gw_fuzz_replay(ytdlp_meta fuzz_ytdlp_meta.c ytdlp_meta ${GW_REPLAY_YTDLP})
+gw_fuzz_replay(url fuzz_url.c url ${GW_REPLAY_YTDLP})
+gw_fuzz_replay(gemini fuzz_gemini.c gemini ${CMAKE_SOURCE_DIR}/handlers/gemini.c ${CMAKE_SOURCE_DIR}/handlers/video.c)
+gw_fuzz_replay(dotenv fuzz_dotenv.c dotenv ${CMAKE_SOURCE_DIR}/reactor/config.c)
+gw_fuzz_replay(router fuzz_router.c router ${CMAKE_SOURCE_DIR}/reactor/router.c)
