@@ -406,7 +406,9 @@ static void on_heartbeat(PGresult *res, const char *error, void *data)
     /* a running job missing from the answer was cancelled or rescued elsewhere: stop working on it */
     for (gw_job_t *j = q->jobs, *next; j != NULL; j = next) {
         next = j->next;
-        if (j->state == GW_JOB_RUNNING && !res_has_id(res, j->id)) {
+        /* a job claimed while this heartbeat was in flight is not in its answer: judge it next time */
+        if (j->state == GW_JOB_RUNNING && uv_now(q->loop) - j->claimed_at_ms > q->lease_seconds * 1000 / 3 &&
+            !res_has_id(res, j->id)) {
             q->stats.lost++;
             gw_job_log(GW_LOG_WARN, j->id, "lease lost; aborting");
             job_abort(j);
