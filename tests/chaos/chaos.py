@@ -398,7 +398,25 @@ class Run:
         a["failed_codes"] = dict(self.q("SELECT error_code, count(*) FROM analysis_jobs WHERE status = 'FAILED'"
                                         " GROUP BY 1 ORDER BY 2 DESC"))
         a["lease_lost"] = self.count_log_lines('"lease lost; aborting"')
+        a["retried_codes"] = self.retried_codes()
         return a
+
+    def retried_codes(self):
+        """Transient failures the workers logged ("code: message (will retry)"), by code."""
+        codes = {}
+        for path in self.worker_logs:
+            try:
+                with open(path, errors="replace") as f:
+                    for line in f:
+                        if "(will retry)" in line:
+                            try:
+                                code = json.loads(line)["message"].split(":", 1)[0]
+                            except (ValueError, KeyError):
+                                continue
+                            codes[code] = codes.get(code, 0) + 1
+            except OSError:
+                pass
+        return dict(sorted(codes.items(), key=lambda kv: -kv[1]))
 
     def count_log_lines(self, needle):
         total = 0
@@ -482,7 +500,7 @@ def sc_kill9(cluster):
         if random.random() < 0.5:
             cancel_some(r, 0.03)
 
-    run.feed(urls, 18 * SCALE, tick, 2.5)
+    run.feed(urls, 15 * SCALE, tick, 2.5)
     return run
 
 
@@ -502,7 +520,7 @@ def sc_sigterm(cluster):
         exits.append((rc, time.time() - t))
         r.restart(slot)
 
-    run.feed(urls, 18 * SCALE, tick, 3)
+    run.feed(urls, 15 * SCALE, tick, 3)
     run.notes.append("SIGTERM exits %d/%d clean, slowest %.1f s" % (sum(1 for rc, _ in exits if rc == 0), len(exits),
                                                                     max([d for _, d in exits] or [0])))
     run.sigterm_unclean = sum(1 for rc, _ in exits if rc != 0)
@@ -522,7 +540,7 @@ def sc_pg_terminate(cluster):
         r.events.append((time.time(), "pg_terminate_backend x%d" % len(rows)))
         r.faults += 1
 
-    run.feed(urls, 18 * SCALE, tick, 1.0)
+    run.feed(urls, 15 * SCALE, tick, 1.0)
     run.notes.append("%d backends terminated" % killed[0])
     return run
 
@@ -544,7 +562,7 @@ def sc_pg_restart(cluster):
         r.events.append((time.time(), "pg restart -m %s (measured from the server being back)" % mode))
         r.faults += 1
 
-    run.feed(urls, 20 * SCALE, tick, 20 * SCALE * 0.35)
+    run.feed(urls, 16 * SCALE, tick, 16 * SCALE * 0.35)
     run.notes.append("restarts: " + ", ".join(took))
     return run
 
@@ -854,6 +872,8 @@ def main():
                         subprocess.run(["umount", "-l", run.mnt])
                     shutil.rmtree(run.mnt, ignore_errors=True)
             run.notes.append("FAILED by code: %s" % (", ".join("%s %d" % kv for kv in a["failed_codes"].items()) or "none"))
+            run.notes.append("retried by code: %s" % (", ".join("%s %d" % kv for kv in a["retried_codes"].items())
+                                                     or "none"))
             run.notes.append("'lease lost' aborts: %d" % a["lease_lost"])
             a.update(name=name, desc=desc, wall=time.time() - t, notes="; ".join(run.notes), error=False)
             bad = a["lost"] + a["stuck"] + a["duplicated"] + a["refund_errors"] + a["balance_errors"]
