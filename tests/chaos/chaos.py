@@ -399,6 +399,9 @@ class Run:
                                         " GROUP BY 1 ORDER BY 2 DESC"))
         a["lease_lost"] = self.count_log_lines('"lease lost; aborting"')
         a["retried_codes"] = self.retried_codes()
+        # an ASan+UBSan build (GW_TEST_BIN=build-asan) reports into the same logs
+        a["sanitizer"] = sum(self.count_log_lines(n) for n in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                                               "runtime error:"))
         return a
 
     def retried_codes(self):
@@ -428,7 +431,7 @@ class Run:
                 pass
         return total
 
-    def close(self):
+    def close(self, keep=False):
         for w in self.workers.values():
             w.stop(signal.SIGKILL)
         self.workers = {}
@@ -436,7 +439,9 @@ class Run:
             self.db.close()
         except psycopg2.Error:
             pass
-        if not KEEP:
+        if KEEP or keep:
+            log("  logs kept in %s" % self.tmp)
+        else:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -861,7 +866,7 @@ def main():
                 rows.append(dict(name=name, desc=desc, error=True, wall=time.time() - t))
                 failed += 1
                 if run:
-                    run.close()
+                    run.close(keep=True)
                 continue
             finally:
                 if run and getattr(run, "gemini", None):
@@ -878,7 +883,9 @@ def main():
             a.update(name=name, desc=desc, wall=time.time() - t, notes="; ".join(run.notes), error=False)
             bad = a["lost"] + a["stuck"] + a["duplicated"] + a["refund_errors"] + a["balance_errors"]
             bad += a.get("unclean_exits", 0) + getattr(run, "sigterm_unclean", 0) + getattr(run, "violations", 0)
-            bad += a.get("scratch_left", 0)
+            bad += a.get("scratch_left", 0) + a["sanitizer"]
+            if a["sanitizer"]:
+                run.notes.append("SANITIZER REPORTS: %d (see the worker logs; GW_CHAOS_KEEP=1 keeps them)" % a["sanitizer"])
             bad += 0 if getattr(run, "down_ok", True) else 1
             bad += 0 if getattr(run, "vacuum_ok", True) else 1
             a["ok"] = bad == 0
@@ -891,7 +898,7 @@ def main():
                                              a["wall"], a["notes"]))
             if a["dup_ids"]:
                 log("  duplicated e.g. %s" % a["dup_ids"])
-            run.close()
+            run.close(keep=not a["ok"])
     finally:
         if KEEP:
             log("cluster kept: %s" % cluster.dir)
