@@ -6,7 +6,9 @@ the database. Runs on its own PostgreSQL cluster (tests/pg_harness.sh) so restar
 
 Environment: GW_TEST_BIN (build dir, default build/), GW_CHAOS_ONLY=regex (scenario names), GW_CHAOS_SCALE=k (job
 counts and fault windows times k; default 1 ~ 5 min on 2 cores), GW_CHAOS_PG_DOWN_S (default 30), GW_CHAOS_BURST
-(rows of the burst insert, default 100000), GW_CHAOS_KEEP=1 (keep logs and the cluster directory for a post-mortem).
+(rows of the burst insert, default 100000), GW_CHAOS_KEEP=1 (keep logs and the cluster directory for a post-mortem;
+a failing scenario's logs are always kept), GW_CHAOS_SEED (random seed, printed). GW_TEST_BIN=build-asan runs it against
+the ASan+UBSan build: a sanitizer report in any worker log fails the scenario. Needs root for a tmpfs mount (disk_full).
 Without GW_CHAOS=1 it exits 77 (ctest: skipped), so a plain `ctest` stays fast.
 
 Audit, per scenario, over every row in the scenario's database:
@@ -26,11 +28,9 @@ import random
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 import urllib.request
@@ -849,7 +849,9 @@ def main():
     if os.environ.get("GW_CHAOS") != "1":
         print("chaos: set GW_CHAOS=1 to run the fault matrix (several minutes); skipping")
         return 77
-    random.seed(int(os.environ.get("GW_CHAOS_SEED", str(int(time.time())))))
+    seed = int(os.environ.get("GW_CHAOS_SEED", str(int(time.time()))))
+    random.seed(seed)
+    log("GW_CHAOS_SEED=%d, GW_CHAOS_SCALE=%g" % (seed, SCALE))
     state = os.path.join(BIN, "tests", "chaos.pg.env")
     os.makedirs(os.path.dirname(state), exist_ok=True)
     cluster = Cluster(state)
