@@ -14,7 +14,9 @@ With --control, tests steer it at run time:
     POST /_control          {"faults": [...], "fault_count": N, "latency_ms": .., "processing_polls": ..,
                              "retry_delay": "0.2s", "hang_ms": .., "upload_granularity": .., "models": [..],
                              "discard_uploads": bool, "chunk_delay_ms": .. (each upload data request waits)}
-    POST /_control/reset    forget stats, violations, faults and chunk_delay_ms (files stay)
+    POST /_control          {"random_faults": {"503": 0.1, "reset": 0.05, ...}}: besides the listed faults, each
+                            request draws one of these with its probability (sum <= 1; {} turns it off)
+    POST /_control/reset    forget stats, violations, faults, random faults and chunk_delay_ms (files stay)
     GET  /_control/stats    request counts, last bodies, violations, faults applied, bytes received
     GET  /_control/files    files still alive and uploads never finalized (tests assert cleanup)
 Faults, taken in list order, each for fault_count matching requests (omitted or -1: forever):
@@ -34,6 +36,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -132,6 +135,7 @@ class State:
         self.discard_uploads = args.discard_uploads
         self.chunk_delay_ms = 0
         self.set_faults([f for f in (args.faults or "").split(",") if f], args.fault_count)
+        self.random_faults = {}
         self.reset_stats()
 
     def set_faults(self, faults, count):
@@ -140,6 +144,15 @@ class State:
             raise ValueError("unknown faults: %s" % ", ".join(unknown))
         self.faults = list(faults)
         self.fault_left = {f: (-1 if count is None or count < 0 else int(count)) for f in faults}
+
+    def set_random_faults(self, probs):
+        unknown = [f for f in probs if f not in ALL_FAULTS]
+        if unknown:
+            raise ValueError("unknown faults: %s" % ", ".join(unknown))
+        probs = {f: float(p) for f, p in probs.items()}
+        if any(p < 0 for p in probs.values()) or sum(probs.values()) > 1.0 + 1e-9:
+            raise ValueError("random_faults: probabilities must be >= 0 and sum to at most 1")
+        self.random_faults = probs
 
     def reset_stats(self):
         self.requests = {}
@@ -158,6 +171,13 @@ class State:
                         self.fault_left[f] -= 1
                     self.faults_applied[f] = self.faults_applied.get(f, 0) + 1
                     return f
+            r, acc = random.random(), 0.0
+            for f, p in self.random_faults.items():
+                if f in kinds:
+                    acc += p
+                    if r < acc:
+                        self.faults_applied[f] = self.faults_applied.get(f, 0) + 1
+                        return f
         return None
 
     def count(self, endpoint, body=None, headers=None):
@@ -971,6 +991,8 @@ class Handler(BaseHTTPRequestHandler):
                 with st.lock:
                     if "faults" in cfg or "fault_count" in cfg:
                         st.set_faults(cfg.get("faults", st.faults), cfg.get("fault_count"))
+                    if "random_faults" in cfg:
+                        st.set_random_faults(dict(cfg["random_faults"] or {}))
                     for key in ("latency_ms", "processing_polls", "hang_ms", "upload_granularity", "chunk_delay_ms"):
                         if key in cfg:
                             setattr(st, key, int(cfg[key]))
@@ -990,6 +1012,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.reset_stats()
                 st.set_faults([], None)
                 st.chunk_delay_ms = 0
+                st.random_faults = {}
             return self.send_json(200, self.config_json())
         self.read_body()
         if method == "GET" and path == "/_control/stats":
@@ -1013,7 +1036,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def config_json_locked(self):
         st = self.st
-        return {"faults": list(st.faults), "fault_left": dict(st.fault_left), "latency_ms": st.latency_ms,
+        return {"faults": list(st.faults), "fault_left": dict(st.fault_left), "random_faults": dict(st.random_faults),
+                "latency_ms": st.latency_ms,
                 "processing_polls": st.processing_polls, "retry_delay": st.retry_delay, "hang_ms": st.hang_ms,
                 "upload_granularity": st.upload_granularity, "discard_uploads": st.discard_uploads,
                 "chunk_delay_ms": st.chunk_delay_ms,

@@ -197,6 +197,22 @@ class FakeGeminiTest(unittest.TestCase):
         self.assertIn("PerDay", json.dumps(out))
         self.assertEqual(self.stats()["faults_applied"], {"429_retry": 1, "503": 1, "500": 1, "429_day": 1})
 
+    def test_random_faults(self):
+        self.control(random_faults={"503": 0.5, "500": 0.5})
+        first = [self.generate(request())[0] for _ in range(6)]
+        self.assertEqual(set(first) - {500, 503}, set(), first)
+        self.control(random_faults={"503": 0.3})
+        codes = [self.generate(request())[0] for _ in range(40)]
+        self.assertEqual(set(codes), {200, 503}, codes)
+        applied = self.stats()["faults_applied"]
+        self.assertEqual(applied.get("503", 0), (first + codes).count(503))
+        self.assertEqual(applied.get("500", 0), first.count(500))
+        status, out, _ = self.call("POST", "/_control", {"random_faults": {"503": 0.7, "500": 0.7}})
+        self.assertEqual(status, 400, out)
+        self.call("POST", "/_control/reset")
+        self.assertEqual(self.stats()["config"]["random_faults"], {})
+        self.assertEqual(self.generate(request())[0], 200)
+
     def test_answer_faults(self):
         def run(fault):
             self.control(faults=[fault], fault_count=1)
