@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define MAX_CHUNKS 32
-#define YTDLP_OUT_CAP (32u << 20)
+#define YTDLP_OUT_CAP (8u << 20) /* -J is parsed on the loop thread: a bigger answer would stall every job */
 #define GEMINI_RESPONSE_CAP (8u << 20)
 #define BIG_OUTPUT_TOKENS 65536
 #define KILL_GRACE_MS 400         /* a cancel stops a download within a second */
@@ -598,6 +598,10 @@ static void after_fetch(run_t *run)
     free(langs);
     stage_end(run, "metadata");
     bool captions = rc == 0 && run->tr.nsegments > 0;
+    if (captions && run->meta.duration <= 0 && !run->job->deep) { /* deep probes the download instead */
+        run->meta.duration = (double)run->tr.segments[run->tr.nsegments - 1].end_ms / 1000.0;
+        json_object_set_new(run->timings, "duration_source", json_string("captions"));
+    }
     json_object_set_new(run->timings, "transcript_source",
                         json_string(captions         ? (run->tr.source ? run->tr.source : "captions")
                                     : run->job->deep ? "none"
@@ -606,6 +610,10 @@ static void after_fetch(run_t *run)
         after_meta_deep(run);
     } else if (captions) {
         begin_analysis(run);
+    } else if (code != NULL && strcmp(code, "no_transcript") != 0 &&
+               (local_analyzer(run) || run->job->attempts < run->job->max_attempts)) {
+        /* captions exist but could not be fetched right now: retry (the last attempt falls back to the audio) */
+        fail(run, code, "The video's captions could not be fetched right now; the job will be retried", true, 0);
     } else if (local_analyzer(run)) { /* the local analyzer cannot listen: it needs words */
         fail(run, "no_transcript", "This video has no captions, which the local analyzer needs", false, 0);
     } else {

@@ -1582,8 +1582,10 @@ int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *met
     memset(out, 0, sizeof(*out));
     *error_code = "no_transcript";
     DIR *d = scratch_dir != NULL ? opendir(scratch_dir) : NULL;
-    if (d == NULL)
+    if (d == NULL) {
+        *error_code = "scratch_unavailable";
         return -1;
+    }
     n = list_candidates(d, &c);
     closedir(d);
     json_t *root = json_from_J != NULL ? json_loads(json_from_J, 0, NULL) : NULL;
@@ -1596,6 +1598,9 @@ int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *met
     }
     if (n > 1)
         qsort(c, n, sizeof(*c), cand_cmp);
+    json_t *requested = json_object_get(root, "requested_subtitles");
+    if (n == 0 && json_is_object(requested) && json_object_size(requested) > 0)
+        *error_code = "subtitles_unavailable"; /* chosen but not written: yt-dlp exits 0 when a subtitle fetch fails */
     for (i = 0; i < n && ret != 0; i++) {
         if (parse_candidate(scratch_dir, &c[i], out) != 0)
             continue;

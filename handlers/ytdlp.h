@@ -130,7 +130,10 @@ int gw_ytdlp_check_meta(const gw_video_meta_t *m, const char **error_code, const
  * then by wanted-language rank; then original before machine-translated ("tlang=" in its json_from_J URL); then
  * json3, vtt, srt. Manual vs automatic comes from json_from_J's "subtitles" / "automatic_captions" (NULL or unparsable:
  * "-orig" tracks are automatic, others assumed manual). A file that fails to parse or holds no text is skipped for the
- * next one. *out is overwritten; its language is the track key without "-orig". None usable -> "no_transcript". */
+ * next one. *out is overwritten; its language is the track key without "-orig". None usable -> "no_transcript";
+ * none written although json_from_J's requested_subtitles names tracks (their download failed, e.g. HTTP 429: yt-dlp
+ * still exits 0) -> "subtitles_unavailable"; scratch_dir unreadable -> "scratch_unavailable". The last two are
+ * transient. */
 int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
                              const char *json_from_J, gw_transcript_t *out, const char **error_code);
 

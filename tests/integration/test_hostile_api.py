@@ -107,8 +107,11 @@ def health_ok(port):
         s.sendall(b"GET /health HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n")
         r = read_response(s, 2)
         s.close()
+        if r is None or r[0] != 200:
+            print("probe answered %r" % (r,), flush=True)
         return r is not None and r[0] == 200, time.monotonic() - t0
-    except OSError:
+    except OSError as e:
+        print("probe failed: %r" % e, flush=True)
         return False, time.monotonic() - t0
 
 

@@ -666,11 +666,13 @@ static void test_load_transcript(void)
         return;
     CHECK_INT(gw_ytdlp_parse_meta(json, len, &meta, &code), 0);
 
-    /* nothing written */
-    CHECK_INT(gw_ytdlp_load_transcript(dir, &meta, NULL, json, &t, &code), -1);
+    /* nothing written: none chosen (no captions), chosen but not written (a failed subtitle fetch), no dir */
+    CHECK_INT(gw_ytdlp_load_transcript(dir, &meta, NULL, "{\"requested_subtitles\":null}", &t, &code), -1);
     CHECK_STR(code, "no_transcript");
+    CHECK_INT(gw_ytdlp_load_transcript(dir, &meta, NULL, "{\"requested_subtitles\":{\"en\":{\"ext\":\"json3\"}}}", &t, &code), -1);
+    CHECK_STR(code, "subtitles_unavailable");
     CHECK_INT(gw_ytdlp_load_transcript("/nonexistent/dir", &meta, NULL, json, &t, &code), -1);
-    CHECK_STR(code, "no_transcript");
+    CHECK_STR(code, "scratch_unavailable");
 
     copy_fixture(dir, "rolling.vtt", "sub.en-orig.vtt");
     copy_fixture(dir, "rolling.vtt", "sub.fr.vtt");
