@@ -366,12 +366,26 @@ void gw_config_print_help(FILE *out)
     }
 }
 
+/* A table cell: '|' (enum choices, help text) would end the cell early. */
+static void print_cell(FILE *out, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '|')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
 void gw_config_print_markdown(FILE *out)
 {
     fprintf(out, "| variable | default | meaning |\n|---|---|---|\n");
     for (size_t i = 0; i < gw_config_nvars; i++) {
         char d[256];
         describe_default(&gw_config_vars[i], d, sizeof(d));
-        fprintf(out, "| `%s` | %s | %s |\n", gw_config_vars[i].name, d, gw_config_vars[i].help);
+        fprintf(out, "| `%s` | ", gw_config_vars[i].name);
+        print_cell(out, d);
+        fputs(" | ", out);
+        print_cell(out, gw_config_vars[i].help);
+        fputs(" |\n", out);
     }
 }

@@ -91,5 +91,23 @@ int main(void)
     gw_config_free(&cfg);
     gw_log_dispose();
     unlink(path);
+    /* the README's table: every row has exactly three cells, so enum choices' '|' are escaped */
+    char *md = NULL;
+    size_t mdlen = 0;
+    FILE *mf = open_memstream(&md, &mdlen);
+    gw_config_print_markdown(mf);
+    fclose(mf);
+    CHECK(strstr(md, "debug\\|info") != NULL);
+    int rows = 0, bad = 0;
+    for (char *line = strtok(md, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        int cells = 0;
+        for (char *c = line; *c; c++)
+            cells += *c == '|' && (c == line || c[-1] != '\\');
+        rows++;
+        bad += cells != 4;
+    }
+    CHECK(rows > 30);
+    CHECK_INT(bad, 0);
+    free(md);
     return check_report();
 }
