@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static bool valid_uuid(const char *s)
+bool gw_api_valid_uuid(const char *s)
 {
     if (s == NULL || strlen(s) != 36)
         return false;
@@ -49,7 +49,7 @@ static bool job_request_ok(gw_app_t *app, gw_http_req_t *r)
 {
     if (!authorized(app, r))
         return false;
-    if (!valid_uuid(gw_http_param(r, 0))) {
+    if (!gw_api_valid_uuid(gw_http_param(r, 0))) {
         gw_http_respond_error(r, 400, "invalid_id", "job id must be a UUID");
         return false;
     }
@@ -191,7 +191,7 @@ static bool parse_cursor(const char *c, char ts[28], char id[37])
     ts[27] = '\0';
     memcpy(id, c + 28, 36);
     id[36] = '\0';
-    return valid_uuid(id);
+    return gw_api_valid_uuid(id);
 }
 
 static const char *list_status(const char *s)

@@ -14,18 +14,6 @@
 #define DRAIN_POLL_MS 10
 #define DRAIN_MAX_MS 3000
 
-static bool valid_uuid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    }
-    return true;
-}
-
 typedef struct st_cli_args_t {
     const char *positional;
     const char *mode, *user;
@@ -127,7 +115,7 @@ int gw_cli_enqueue(gw_config_t *cfg, int argc, char **argv)
         return 2;
     if (a.user == NULL)
         a.user = NIL_USER;
-    if (!valid_uuid(a.user)) {
+    if (!gw_api_valid_uuid(a.user)) {
         fprintf(stderr, "glint-worker enqueue: --user must be a UUID, not \"%s\"\n", a.user);
         return 2;
     }
@@ -213,7 +201,7 @@ int gw_cli_status(gw_config_t *cfg, int argc, char **argv)
     cli_args_t a;
     if (parse_args(argc, argv, &a) != 0)
         return 2;
-    if (!valid_uuid(a.positional)) {
+    if (!gw_api_valid_uuid(a.positional)) {
         fprintf(stderr, "glint-worker status: the job id must be a UUID, not \"%s\"\n", a.positional);
         return 2;
     }

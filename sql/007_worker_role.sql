@@ -45,7 +45,8 @@ GRANT SELECT ON analysis_results TO glint_worker;
 -- The worker's functions run as their owner with a search_path pinned to their own schema (pg_temp last, so a
 -- temporary table can never shadow one of ours). PUBLIC (and Supabase's API roles, which get EXECUTE on new
 -- functions by default) lose EXECUTE: as definer functions they would otherwise let anyone complete or fail jobs.
-DO $$
+-- Later migrations call this for functions they add (sql/008).
+CREATE OR REPLACE FUNCTION glint_worker_function(p_name text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     f record;
     r text;
@@ -53,8 +54,7 @@ BEGIN
     FOR f IN
         SELECT p.oid::regprocedure AS sig, n.nspname
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname = current_schema()
-           AND p.proname IN ('glint_complete_jobs', 'glint_fail_job', 'glint_cancel_job', 'glint_reap_expired')
+         WHERE n.nspname = current_schema() AND p.proname = p_name
     LOOP
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = %I, pg_temp', f.sig, f.nspname);
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.sig);
@@ -67,3 +67,7 @@ BEGIN
     END LOOP;
 END
 $$;
+REVOKE EXECUTE ON FUNCTION glint_worker_function(text) FROM PUBLIC;
+
+SELECT glint_worker_function(name)
+  FROM unnest(ARRAY['glint_complete_jobs', 'glint_fail_job', 'glint_cancel_job', 'glint_reap_expired']) AS name;

@@ -6,24 +6,4 @@
 GRANT SELECT, INSERT, DELETE ON glint_remote_files TO glint_worker;
 GRANT UPDATE (file_name) ON glint_remote_files TO glint_worker;
 
-DO $$
-DECLARE
-    f record;
-    r text;
-BEGIN
-    FOR f IN
-        SELECT p.oid::regprocedure AS sig, n.nspname
-          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE n.nspname = current_schema() AND p.proname = 'glint_reconcile_credits'
-    LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = %I, pg_temp', f.sig, f.nspname);
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.sig);
-        FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-            IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-                EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I', f.sig, r);
-            END IF;
-        END LOOP;
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO glint_worker', f.sig);
-    END LOOP;
-END
-$$;
+SELECT glint_worker_function('glint_reconcile_credits');
