@@ -913,7 +913,7 @@ static void handle_reply(run_t *run, const char *body, size_t len)
 }
 
 /* The media part was refused: a YouTube URL the API will not fetch (upload instead), or an uploaded file that expired
- * or vanished (upload once more). Returns true when handled. */
+ * or vanished (upload once more; refused again: a transient file_unavailable). Returns true when handled. */
 static bool media_refused(run_t *run, long status)
 {
     if (status != 400 && status != 403 && status != 404)
@@ -926,7 +926,12 @@ static bool media_refused(run_t *run, long status)
         await_media(run);
         return true;
     }
-    if (run->file_uri != NULL && !run->reuploaded && status != 400) {
+    if (run->file_uri != NULL && run->reuploaded && status != 400) {
+        /* refused again after a fresh upload with the same key: the file, not the key (not gemini_auth) */
+        fail(run, "file_unavailable", "The uploaded video disappeared from the analysis service", true, 0);
+        return true;
+    }
+    if (run->file_uri != NULL && status != 400) {
         gw_job_log(GW_LOG_WARN, run->job->id, "gemini cannot read the uploaded file (HTTP %ld); uploading again", status);
         run->reuploaded = true;
         gw_metrics_count("file_reupload");

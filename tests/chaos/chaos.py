@@ -17,7 +17,8 @@ Audit, per scenario, over every row in the scenario's database:
   duplicated  a job whose completion was accepted twice (worker logs), a COMPLETED job without exactly one result or a
               result on a job that is not COMPLETED, or (test pipeline) a stored result that no execution of the
               database's own attempt produced
-  refund err  charges != 1 per job, FAILED/CANCELLED without exactly one refund of credits_charged, COMPLETED refunded
+  refund err  charges != 1 per job (deep: the charge plus at most one reconcile 'charge'/'adjust', together equal to
+              credits_charged), FAILED/CANCELLED without exactly one refund of credits_charged, COMPLETED refunded
   balance err a user's balance != initial - charges + refunds (and != initial + sum of the ledger)
 Time to recover: for each fault event, from the fault (or from the moment a fault with a duration is lifted) to the
 first job completing again; the table shows the worst event. "stall" is the longest gap between two completions.
@@ -121,6 +122,8 @@ class Run:
                         SHUTDOWN_GRACE_MS=1000, MAX_CONCURRENT_JOBS=8, GW_TEST_EXEC_LOG=self.exec_log)
         self.env.update(env)
         self.nworkers = workers
+        self.mode = "standard"  # what enqueue() charges for
+        self.duration_hint = {}
         self.workers = {}    # slot -> harness.Worker
         self.generation = {}  # slot -> restarts so far
         self.worker_logs = []
@@ -178,13 +181,15 @@ class Run:
         self.known.extend(ids)
         return ids
 
-    def enqueue(self, urls, mode="standard"):
-        """Charges and enqueues through glint_enqueue_job (one statement, one transaction)."""
+    def enqueue(self, urls, mode=None):
+        """Charges and enqueues through glint_enqueue_job (one statement, one transaction). The run's `mode` unless
+        given; a url in `duration_hint` is charged for that duration (the backend's estimate, reconciled later)."""
         if not urls:
             return []
         users = [self.users[random.randrange(len(self.users))] for _ in urls]
-        rows = self.q("SELECT glint_enqueue_job(u, url, %s) FROM unnest(%s::uuid[], %s::text[]) AS t(u, url)",
-                      mode, users, list(urls))
+        hints = [self.duration_hint.get(u) for u in urls]
+        rows = self.q("SELECT glint_enqueue_job(u, url, %s, d) FROM unnest(%s::uuid[], %s::text[], %s::numeric[])"
+                      " AS t(u, url, d)", mode or self.mode, users, list(urls), hints)
         ids = [r[0] for r in rows]
         self.known.extend(ids)
         return ids
@@ -335,7 +340,8 @@ class Run:
         dup |= {j for j, c in acc.items() if c > 1}
         ex = self.executions()
         a["reexecuted"] = a["overlaps"] = 0
-        if ex or self.binary == "glint-worker-test":
+        a["exec_measured"] = bool(ex) or self.binary == "glint-worker-test"  # production binary: no execution log
+        if a["exec_measured"]:
             tags = dict(self.q("SELECT job_id::text, result->>'execution' FROM analysis_results"))
             held = {r[0]: "%s#%d" % (r[3], r[4]) for r in rows}
             for jid, tag in tags.items():
@@ -353,13 +359,22 @@ class Run:
         a["dup_ids"] = sorted(dup)[:5]
 
         # credits
-        led = self.q("SELECT j.id::text, j.status, j.credits_charged,"
-                     " count(*) FILTER (WHERE l.reason = 'charge'), coalesce(sum(-l.delta) FILTER (WHERE l.reason = 'charge'), 0),"
+        # deep: the charge at enqueue, then at most one reconcile row for the real duration ('charge' for the
+        # difference, or 'adjust' giving some back); what the ledger took in all is credits_charged
+        led = self.q("SELECT j.id::text, j.status, j.credits_charged, j.mode = 'deep',"
+                     " count(*) FILTER (WHERE l.reason = 'charge'), count(*) FILTER (WHERE l.reason = 'adjust'),"
+                     " coalesce(sum(-l.delta) FILTER (WHERE l.reason IN ('charge', 'adjust')), 0),"
                      " count(*) FILTER (WHERE l.reason = 'refund'), coalesce(sum(l.delta) FILTER (WHERE l.reason = 'refund'), 0)"
                      " FROM analysis_jobs j LEFT JOIN credit_ledger l ON l.job_id = j.id GROUP BY j.id")
         bad = 0
-        for jid, st, charged, nch, ch, nref, ref in led:
-            ok = nch == 1 and ch == charged
+        a["reconciled"] = {"charge": 0, "adjust": 0}
+        for jid, st, charged, deep, nch, nadj, ch, nref, ref in led:
+            if deep:
+                ok = nch >= 1 and nch + nadj <= 2 and ch == charged
+                a["reconciled"]["charge"] += nch - 1 if nch >= 1 else 0
+                a["reconciled"]["adjust"] += nadj
+            else:
+                ok = nch == 1 and nadj == 0 and ch == charged
             if st in ("FAILED", "CANCELLED"):
                 ok = ok and nref == 1 and ref == charged
             else:
@@ -420,6 +435,22 @@ class Run:
             except OSError:
                 pass
         return dict(sorted(codes.items(), key=lambda kv: -kv[1]))
+
+    def log_jobs(self, needle):
+        """The job ids of the worker log lines containing needle (two workers' sweeps may both log one deletion)."""
+        ids = set()
+        for path in self.worker_logs:
+            try:
+                with open(path, errors="replace") as f:
+                    for line in f:
+                        if needle in line:
+                            try:
+                                ids.add(json.loads(line).get("job_id"))
+                            except ValueError:
+                                continue
+            except OSError:
+                pass
+        return ids
 
     def count_log_lines(self, needle):
         total = 0
@@ -798,6 +829,146 @@ def sc_vacuum(cluster):
     return run
 
 
+def deep_media(tmp, seconds=8):
+    """A real MP4 of ~10 MB (noise compresses badly) for fake-yt-dlp's deep downloads: an 8 MiB upload chunk and the
+    rest, so a fault or a kill can strike between them."""
+    path = os.path.join(tmp, "deep.mp4")
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "nullsrc=s=640x360:r=10,geq=random(1)*255:128:128", "-f", "lavfi", "-i",
+                    "sine=frequency=300:beep_factor=4", "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", path], check=True)
+    return path
+
+
+def kill_holder(run, what, pick, timeout=8.0):
+    """kill -9 the worker holding a deep job that pick(rows, files, seconds left) names ((worker id, detail) or
+    None), then restarts it."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        rows = run.q("SELECT j.locked_by, r.display_name, r.file_name, j.stage FROM analysis_jobs j"
+                     " JOIN glint_remote_files r ON r.job_id = j.id WHERE j.status = 'PROCESSING'")
+        stand_in = run.gemini.control("/_control/files")
+        wid, detail = pick(rows, stand_in, deadline - time.time()) or (None, None)
+        slots = [s for s in range(run.nworkers) if run.worker_id(s) == wid and run.workers[s].proc.poll() is None]
+        if slots:
+            run.kill9(slots[0])
+            run.events[-1] = (run.events[-1][0], "kill -9 %s %s" % (wid, what))
+            run.notes.append("kill -9 %s (%s)" % (what, detail))
+            time.sleep(0.3)
+            run.restart(slots[0])
+            return True
+        time.sleep(0.05)
+    run.notes.append("NO WORKER CAUGHT %s" % what)
+    return False
+
+
+def mid_upload(rows, stand_in, left):
+    """A worker whose upload session is open with its first chunk committed (or, late, any open session)."""
+    pending = {u["display_name"]: u["received"] for u in stand_in["pending_uploads"]}
+    for wid, display, file_name, stage in rows:
+        if file_name is None and stage == "upload" and display in pending and (pending[display] > 0 or left < 3):
+            return wid, "%d bytes committed" % pending[display]
+    return None
+
+
+def file_processing(rows, stand_in, left):
+    """A worker whose uploaded file exists remotely and is still PROCESSING (not ACTIVE yet)."""
+    state = {f["displayName"]: f["state"] for f in stand_in["files"]}
+    for wid, display, file_name, stage in rows:
+        if file_name is not None and state.get(display) == "PROCESSING":
+            return wid, "its worker held %d jobs" % sum(1 for r in rows if r[0] == wid)
+    return None
+
+
+def sc_deep_files(cluster):
+    """Deep jobs through the Files API while it misbehaves at random, with an upload outage and two kill -9s (one
+    mid-upload, one while the remote file is PROCESSING). Beyond the audit: nothing left behind remotely, in
+    glint_remote_files or in WORK_DIR once the recovery sweep has run."""
+    run = production_run(cluster, "deep_files_api", workers=3, YTDLP_TIMEOUT_MS=5000, DOWNLOAD_TIMEOUT_MS=20000,
+                         GEMINI_TIMEOUT_MS=5000, GEMINI_MAX_RETRIES=2, UPLOAD_CHUNK_BYTES=8 << 20,
+                         UPLOAD_MAX_RETRIES=2, UPLOAD_TIMEOUT_MS=10000, FILE_ACTIVE_TIMEOUT_MS=2000,
+                         MAX_CONCURRENT_JOBS=4, POLL_INTERVAL_MS=500)
+    try:
+        run.mode = "deep"
+        media = deep_media(run.gem_tmp)
+        run.env.update(FAKE_YTDLP_MEDIA=media, FAKE_YTDLP_CACHE=run.gem_tmp)
+        run.notes.append("media %.1f MB (%d upload requests)" % (os.path.getsize(media) / 1e6,
+                                                                (os.path.getsize(media) + (8 << 20) - 1) // (8 << 20)))
+        run.gemini.control("/_control", {"processing_polls": 1, "discard_uploads": True,
+                                         "random_faults": {"upload_503": 0.07, "chunk_503": 0.07, "upload_reset": 0.07,
+                                                           "never_active": 0.06, "file_failed": 0.04,
+                                                           "file_expired": 0.06}})
+        run.start_all()
+        urls = []
+        for _ in range(n(80)):
+            r = random.random()
+            if r < 0.12:
+                urls.append(video("long"))  # 90 min: reconciled with a second 'charge', two videoMetadata segments
+            elif r < 0.22:
+                urls.append("https://www.youtube.com/watch?v=no_duration")  # ffprobe decides the credits
+            else:
+                urls.append(video("ok"))
+                if r < 0.35:
+                    run.duration_hint[urls[-1]] = 900  # charged for 15 min, 212 s: reconciled with an 'adjust'
+        phase = [0]
+
+        def tick(r):
+            phase[0] += 1
+            if phase[0] == 1:  # a slow link, so uploads are caught between chunks; one worker dies there
+                r.gemini.control("/_control", {"chunk_delay_ms": 1500})
+                kill_holder(r, "mid-upload", mid_upload)
+                r.gemini.control("/_control", {"chunk_delay_ms": 0})
+            elif phase[0] == 3:
+                kill_holder(r, "while its file was PROCESSING", file_processing)
+            elif phase[0] == 6:  # an upload outage (after the orphans re-ran): every start and chunk answers 503
+                r.gemini.control("/_control", {"faults": ["upload_503"]})
+                time.sleep(2.5)
+                r.gemini.control("/_control", {"faults": []})
+                r.events.append((time.time(), "Files API upload outage (all 503 for 2.5 s) lifted"))
+                r.faults += 1
+
+        run.feed(urls, 16 * SCALE, tick, 2)
+        run.gemini.control("/_control", {"random_faults": {}})
+        run.before_audit = deep_leftovers
+    except Exception:
+        run.gemini.stop()
+        raise
+    return run
+
+
+def deep_leftovers(run):
+    """After the drain: the stand-in holds no file, glint_remote_files no row, WORK_DIR no scratch dir. The recovery
+    sweep (every 5 s) clears what the killed workers left once their jobs ended, so this waits up to 20 s."""
+    t = time.time()
+    state = {}
+
+    def clean():
+        state["files"] = run.gemini.control("/_control/files")
+        state["rows"] = run.one("SELECT count(*) FROM glint_remote_files")
+        state["dirs"] = os.listdir(run.work_dir)
+        return not state["files"]["files"] and state["rows"] == 0 and not state["dirs"]
+    harness.wait_for(clean, 20, 0.25)
+    run.remote_left = len(state["files"]["files"]) + state["rows"]
+    stats = run.gemini.control("/_control/stats")
+    applied = stats.get("faults_applied", {})
+    run.faults += sum(applied.values())
+    run.notes.append("stand-in faults: " + ", ".join("%s %d" % kv for kv in sorted(applied.items())))
+    run.notes.append("left after %.1f s: %d remote files, %d glint_remote_files rows, %d scratch dirs (%d unfinished "
+                     "upload sessions, which the service expires)" % (
+                         time.time() - t, len(state["files"]["files"]), state["rows"], len(state["dirs"]),
+                         len(state["files"]["pending_uploads"])))
+    if run.remote_left:
+        run.notes.append("REMOTE LEFT BEHIND: %s" % [f["displayName"] for f in state["files"]["files"]][:5])
+    run.notes.append("uploads resumed %d, files uploaded again %d, remote files of %d jobs deleted by the recovery "
+                     "sweep" % (run.count_log_lines("upload: resuming at byte"), run.count_log_lines("uploading again"),
+                                len(run.log_jobs("recovery: deleted a remote file"))))
+    codes = run.q("SELECT status, coalesce(error_code, ''), count(*) FROM analysis_jobs GROUP BY 1, 2 ORDER BY 1, 2")
+    run.notes.append("outcomes: " + ", ".join("%s%s %d" % (s, "/" + c if c else "", k) for s, c, k in codes))
+    if stats.get("violations"):
+        run.notes.append("PROTOCOL VIOLATIONS: %s" % stats["violations"][:3])
+        run.violations = len(stats["violations"])
+
+
 SCENARIOS = [
     ("kill9", "kill -9 a random worker every 2.5 s (restarted)", sc_kill9),
     ("sigterm", "SIGTERM a random worker mid-job every 3 s (restarted)", sc_sigterm),
@@ -809,8 +980,8 @@ SCENARIOS = [
     ("disk_full", "scratch disk full (tmpfs), then a file in place of WORK_DIR", sc_disk),
     ("burst", "100,000-row burst insert (jobs + charges, one statement) while workers run", sc_burst),
     ("vacuum_held", "long transaction holding back vacuum", sc_vacuum),
-    # ("deep_files_api", "deep mode: Files API upload 503 / never ACTIVE / FAILED", sc_deep_files)  -- the deep-mode
-    # Files API faults join here once deep mode lands (see the report in /work/notes/chaos.md).
+    ("deep_files_api", "deep mode: random Files API faults (503/reset mid-upload, FAILED, never ACTIVE, expired), "
+                       "an upload outage, kill -9 mid-upload and while PROCESSING", sc_deep_files),
 ]
 
 
@@ -825,6 +996,8 @@ def finish(run, name):
         if w is None or w.proc.poll() is not None:
             run.restart(slot)
     run.wait_terminal(180)
+    if getattr(run, "before_audit", None):
+        run.before_audit(run)  # e.g. deep: the recovery sweep's leftovers, checked while the workers still run
     a = run.audit()
     rcs = run.stop_all()
     a["unclean_exits"] = sum(1 for rc in rcs if rc != 0)
@@ -886,10 +1059,13 @@ def main():
             run.notes.append("retried by code: %s" % (", ".join("%s %d" % kv for kv in a["retried_codes"].items())
                                                      or "none"))
             run.notes.append("'lease lost' aborts: %d" % a["lease_lost"])
+            if any(a["reconciled"].values()):
+                run.notes.append("reconcile ledger rows: 'charge' %d, 'adjust' %d" % (a["reconciled"]["charge"],
+                                                                                     a["reconciled"]["adjust"]))
             a.update(name=name, desc=desc, wall=time.time() - t, notes="; ".join(run.notes), error=False)
             bad = a["lost"] + a["stuck"] + a["duplicated"] + a["refund_errors"] + a["balance_errors"]
             bad += a.get("unclean_exits", 0) + getattr(run, "sigterm_unclean", 0) + getattr(run, "violations", 0)
-            bad += a.get("scratch_left", 0) + a["sanitizer"]
+            bad += a.get("scratch_left", 0) + a["sanitizer"] + getattr(run, "remote_left", 0)
             if a["sanitizer"]:
                 run.notes.append("SANITIZER REPORTS: %d (see the worker logs; GW_CHAOS_KEEP=1 keeps them)" % a["sanitizer"])
             bad += 0 if getattr(run, "down_ok", True) else 1
@@ -934,12 +1110,10 @@ def table(rows, total):
             rec_s = "%s (orphans re-run ≤ %.1f s)" % (fmt_s(rec), max(a["orphan_recovery"]))
         else:
             rec_s = fmt_s(rec)
-        out.append("| %s | %d | %d / %d / %d | %d | %d | %d | %d | %d | %d | %s | %.2f s | %d / %d | %.0f s |\n" % (
+        rerun = "%d / %d" % (a["reexecuted"], a["overlaps"]) if a["exec_measured"] else "—"
+        out.append("| %s | %d | %d / %d / %d | %d | %d | %d | %d | %d | %d | %s | %.2f s | %s | %.0f s |\n" % (
             a["name"], a["jobs"], b["COMPLETED"], b["FAILED"], b["CANCELLED"], a["lost"], a["stuck"], a["duplicated"],
-            a["refund_errors"], a["balance_errors"], a["faults"], rec_s, a["stall"], a["reexecuted"], a["overlaps"],
-            a["wall"]))
-    out.append("| deep_files_api | *pending: deep-mode Files API faults (upload 503, never ACTIVE, FAILED) — "
-               "added with deep mode* | | | | | | | | | | | |\n")
+            a["refund_errors"], a["balance_errors"], a["faults"], rec_s, a["stall"], rerun, a["wall"]))
     out.append("\nTotal %.0f s. Notes:\n\n" % total)
     for a in rows:
         if not a.get("error"):

@@ -185,6 +185,8 @@ try:
     failure_case("upload 503 exhausted", "https://youtu.be/ok000000002", ["chunk_503"], "upload_failed")
     failure_case("FAILED file", "https://youtu.be/ok000000003", ["file_failed"], "file_processing_failed")
     failure_case("never ACTIVE", "https://youtu.be/ok000000004", ["never_active"], "file_processing_timeout")
+    # refused again after a fresh upload with the same key: the file, not the key (was a permanent gemini_auth)
+    failure_case("file refused twice", "https://youtu.be/ok000000006", ["file_expired"], "file_unavailable", fault_count=2)
     failure_case("insufficient credits", "https://youtu.be/long0000001", None, "insufficient_credits", balance_=100)
     failure_case("download too big", "https://youtu.be/too_big0000", None, "video_too_large")
     failure_case("private video", "https://youtu.be/private0000", None, "private_video")
@@ -223,7 +225,8 @@ try:
           "a small mono ogg was uploaded: %s bytes" % up.get("X-Goog-Upload-Header-Content-Length"))
     nothing_left("audio fallback")
     _, metrics, _ = w.http("GET", "/metrics")
-    check('event="audio_fallback"} 1' in metrics and 'stage="upload"' in metrics and 'event="file_reupload"} 1' in metrics,
+    # two re-uploads so far: the expired file, and the file refused twice
+    check('event="audio_fallback"} 1' in metrics and 'stage="upload"' in metrics and 'event="file_reupload"} 2' in metrics,
           "deep stages and events in /metrics")
 
     log = w.read_log()

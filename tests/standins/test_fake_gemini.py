@@ -337,6 +337,34 @@ class FakeGeminiTest(unittest.TestCase):
             self.call("DELETE", "/v1beta/" + n)
         self.assertEqual(self.call("GET", "/_control/files")[1]["files"], [])
 
+    def test_random_upload_and_file_faults(self):
+        """random_faults reach the Files API too: upload starts, data requests and the state of finalized files."""
+        self.control(random_faults={"upload_503": 1.0})  # the start request draws among UPLOAD_FAULTS
+        resp, _ = self.call("POST", "/upload/v1beta/files", {"file": {"display_name": "x"}}, headers={
+            "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
+            "X-Goog-Upload-Header-Content-Length": "3", "X-Goog-Upload-Header-Content-Type": "video/mp4"}, raw=True)
+        self.assertEqual(resp.status, 503)
+        self.control(random_faults={})
+        url = self.start_upload(3)
+        self.control(random_faults={"chunk_503": 1.0})
+        self.assertEqual(self.upload(url, b"abc", 0, True)[0].status, 503)
+        self.assertEqual(self.query(url), ("active", 0))  # nothing of a refused request is kept
+        self.control(random_faults={"file_failed": 1.0}, processing_polls=1)
+        resp, body = self.upload(url, b"abc", 0, True)  # data requests draw among CHUNK_FAULTS: none of these
+        self.assertEqual(resp.status, 200, body)
+        name = json.loads(body)["file"]["name"]
+        self.assertEqual(self.call("GET", "/v1beta/" + name)[1]["state"], "FAILED")
+        self.control(random_faults={"never_active": 1.0})
+        name2 = json.loads(self.upload(self.start_upload(3), b"abc", 0, True)[1])["file"]["name"]
+        for _ in range(3):
+            self.assertEqual(self.call("GET", "/v1beta/" + name2)[1]["state"], "PROCESSING")
+        self.assertEqual(self.generate(request())[0], 200)  # generateContent draws among its own faults: none here
+        self.assertEqual(self.stats()["faults_applied"],
+                         {"upload_503": 1, "chunk_503": 1, "file_failed": 1, "never_active": 1})
+        for n in (name, name2):
+            self.call("DELETE", "/v1beta/" + n)
+        self.assertEqual(self.stats()["violations"], [])
+
     def query(self, url):
         resp, _ = self.call("POST", url, b"", raw=True, headers={"X-Goog-Upload-Command": "query"})
         return resp.getheader("x-goog-upload-status"), int(resp.getheader("x-goog-upload-size-received") or -1)
