@@ -30,15 +30,22 @@ BEGIN
 END
 $$;
 
--- Gives a job's credits back, at most once per job (the unique index on refunds decides races).
--- Must run in the same transaction as the status change that justifies it. Returns the credits refunded.
+-- Gives a job's credits back, at most once per job (the unique index on refunds decides races): what the ledger says
+-- this job took from the balance (its charge and any adjustments), not what credits_charged claims, so a row inserted
+-- directly with credits_charged = 50 and no charge cannot mint 50 credits when it fails. Exactly one refund row per
+-- job (delta 0 when nothing was charged); creates the balance row when the user has none. Must run in the same
+-- transaction as the status change that justifies it. Returns the credits refunded.
 CREATE OR REPLACE FUNCTION glint_refund(p_job_id uuid) RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     v_user uuid;
     v_delta int;
 BEGIN
     INSERT INTO credit_ledger (user_id, job_id, delta, reason)
-    SELECT user_id, id, credits_charged, 'refund' FROM analysis_jobs WHERE id = p_job_id
+    SELECT j.user_id, j.id,
+           greatest(0, -coalesce((SELECT sum(l.delta) FROM credit_ledger l
+                                   WHERE l.job_id = j.id AND l.reason IN ('charge', 'adjust')), 0))::int,
+           'refund'
+      FROM analysis_jobs j WHERE j.id = p_job_id
     ON CONFLICT (job_id) WHERE reason = 'refund' DO NOTHING
     RETURNING user_id, delta INTO v_user, v_delta;
     IF v_user IS NULL THEN

@@ -19,32 +19,3 @@ CREATE TRIGGER analysis_jobs_insert_guard
     FOR EACH ROW WHEN (NEW.status = 'PROCESSING' OR NEW.locked_by IS NOT NULL OR NEW.lease_expires_at IS NOT NULL
                        OR NEW.attempts > NEW.max_attempts)
     EXECUTE FUNCTION glint_refuse_job_insert();
-
--- A refund gives back what the ledger says this job took from the balance (its charge and any adjustments), not what
--- credits_charged claims: a row inserted directly with credits_charged = 50 and no charge must not mint 50 credits
--- when it fails. Still exactly one refund row per job (delta 0 when nothing was charged), still the unique index
--- deciding races; creates the balance row when the user has none.
-CREATE OR REPLACE FUNCTION glint_refund(p_job_id uuid) RETURNS int LANGUAGE plpgsql AS $$
-DECLARE
-    v_user uuid;
-    v_delta int;
-BEGIN
-    INSERT INTO credit_ledger (user_id, job_id, delta, reason)
-    SELECT j.user_id, j.id,
-           greatest(0, -coalesce((SELECT sum(l.delta) FROM credit_ledger l
-                                   WHERE l.job_id = j.id AND l.reason IN ('charge', 'adjust')), 0))::int,
-           'refund'
-      FROM analysis_jobs j WHERE j.id = p_job_id
-    ON CONFLICT (job_id) WHERE reason = 'refund' DO NOTHING
-    RETURNING user_id, delta INTO v_user, v_delta;
-    IF v_user IS NULL THEN
-        RETURN 0;
-    END IF;
-    IF v_delta > 0 THEN
-        INSERT INTO user_credits (user_id, balance) VALUES (v_user, v_delta)
-        ON CONFLICT (user_id) DO UPDATE SET balance = user_credits.balance + EXCLUDED.balance,
-                                            updated_at = clock_timestamp();
-    END IF;
-    RETURN v_delta;
-END
-$$;
