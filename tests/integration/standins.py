@@ -38,8 +38,9 @@ class Standin:
             self.proc.wait()
 
 
-def fake_gemini():
-    return Standin("fake_gemini.py", "--api-key", GEMINI_KEY, "--control")
+def fake_gemini(*args):
+    """The Gemini stand-in with its /_control API; args are extra options (e.g. "--processing-polls", "1")."""
+    return Standin("fake_gemini.py", "--api-key", GEMINI_KEY, "--control", *args)
 
 
 def fake_sentry(key, project="42"):

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -13,12 +12,12 @@ import uuid
 
 from harness import SRC, Database, Worker, check, migrate, report, wait_for
 
-KEY = "AIzaTestKey-0123456789abcdef"
+from standins import GEMINI_KEY as KEY
+from standins import fake_gemini
 tmp = tempfile.mkdtemp(prefix="glint-deep-")
 work_dir = os.path.join(tmp, "work")
 os.mkdir(work_dir)
 ytlog = os.path.join(tmp, "ytdlp.log")
-port_file = os.path.join(tmp, "gemini.port")
 
 # A real ~25 MB MP4 (noise video compresses badly): four 8 MiB upload chunks.
 media = os.path.join(tmp, "big.mp4")
@@ -28,18 +27,9 @@ subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"
                 "yuv420p", "-c:a", "aac", "-shortest", media], check=True)
 MEDIA_SIZE = os.path.getsize(media)
 
-gem = subprocess.Popen([sys.executable, os.path.join(SRC, "standins", "fake_gemini.py"), "--port", "0", "--port-file",
-                        port_file, "--api-key", KEY, "--control", "--processing-polls", "1"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10)
-gbase = "http://127.0.0.1:%d" % int(open(port_file).read())
-
-
-def control(path, body=None):
-    req = urllib.request.Request(gbase + path, data=json.dumps(body).encode() if body is not None else None,
-                                 method="POST" if body is not None else "GET", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"null")
+gem = fake_gemini("--processing-polls", "1")
+gbase = gem.base
+control = gem.call
 
 
 def remote_files():
@@ -312,7 +302,6 @@ try:
 finally:
     if w:
         w.stop()
-    gem.terminate()
-    gem.wait()
+    gem.stop()
     db.close()
 report()

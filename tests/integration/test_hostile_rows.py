@@ -5,8 +5,6 @@ nothing is left PROCESSING, and its JSON log cannot be forged through a video_ur
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -15,14 +13,12 @@ import psycopg2
 
 from harness import SRC, Database, Worker, check, migrate, report, wait_for
 
-KEY = "AIzaTestKey-0123456789abcdef"
+from standins import GEMINI_KEY as KEY
+from standins import fake_gemini
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 tmp = tempfile.mkdtemp(prefix="glint-rows-")
-port_file = os.path.join(tmp, "gemini.port")
-gem = subprocess.Popen([sys.executable, os.path.join(SRC, "standins", "fake_gemini.py"), "--port", "0", "--port-file",
-                        port_file, "--api-key", KEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10)
-gbase = "http://127.0.0.1:%d" % int(open(port_file).read())
+gem = fake_gemini()
+gbase = gem.base
 db = Database("hostile_rows")
 w = None
 
@@ -99,7 +95,6 @@ try:
 finally:
     if w:
         w.stop()
-    gem.terminate()
-    gem.wait()
+    gem.stop()
     db.close()
 report()

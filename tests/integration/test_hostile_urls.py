@@ -3,22 +3,18 @@ every run. Refused URLs end FAILED with the exact error_code after one attempt, 
 accepted ones reach yt-dlp as their canonical form, after "--"."""
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import uuid
 
 from harness import SRC, Database, Worker, check, migrate, report, wait_for
 from hostile import video_urls
 
-KEY = "AIzaTestKey-0123456789abcdef"
+from standins import GEMINI_KEY as KEY
+from standins import fake_gemini
 tmp = tempfile.mkdtemp(prefix="glint-hostile-")
 ytlog = os.path.join(tmp, "ytdlp.log")
-port_file = os.path.join(tmp, "gemini.port")
-gem = subprocess.Popen([sys.executable, os.path.join(SRC, "standins", "fake_gemini.py"), "--port", "0", "--port-file",
-                        port_file, "--api-key", KEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10)
-gbase = "http://127.0.0.1:%d" % int(open(port_file).read())
+gem = fake_gemini()
+gbase = gem.base
 
 # PostgreSQL text holds no NUL; per-case allow-lists are unit-level only
 rows = [r for r in video_urls() if r[2] == "-" and b"\x00" not in r[3]]
@@ -77,7 +73,6 @@ try:
 finally:
     if w:
         w.stop()
-    gem.terminate()
-    gem.wait()
+    gem.stop()
     db.close()
 report()

@@ -1,19 +1,18 @@
 """Local files and the local analyzer end to end: the production binary, the generated sample video (ffmpeg +
 espeak-ng), real ffprobe/ffmpeg, real PostgreSQL. Also: the local analyzer behind yt-dlp (stand-in) and a local file
 handed to Gemini (stand-in)."""
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 
 from harness import BIN, SRC, Database, Worker, check, migrate, report, wait_for
 
-GKEY = "AIzaTestKey-0123456789abcdef"
+from standins import GEMINI_KEY as GKEY
+from standins import fake_gemini
 tmp = tempfile.mkdtemp(prefix="glint-local-")
 media = os.path.join(tmp, "media")
 outside = os.path.join(tmp, "outside")
@@ -192,13 +191,10 @@ try:
     check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
 
     # ANALYZER=gemini: the prepared local file is handed to the Gemini stage (stand-in)
-    port_file = os.path.join(tmp, "gemini.port")
-    gem = subprocess.Popen([sys.executable, os.path.join(SRC, "standins", "fake_gemini.py"), "--port", "0", "--port-file",
-                            port_file, "--api-key", GKEY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gem = fake_gemini()
     try:
-        wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10)
         w = Worker(db, binary="glint-worker", LOCAL_MEDIA_DIR=media, WORK_DIR=work_dir, ANALYZER="gemini",
-                   GEMINI_API_KEY=GKEY, GEMINI_BASE_URL="http://127.0.0.1:%s" % open(port_file).read().strip())
+                   GEMINI_API_KEY=GKEY, GEMINI_BASE_URL=gem.base)
         workers.append(w)
         check(w.wait_ready(), "gemini worker ready")
         jid, row = run_job("file://" + os.path.join(media, "talk.mp4"))
@@ -215,8 +211,7 @@ try:
         check(row == ("FAILED", "path_not_allowed"), "the guard holds with Gemini too: %r" % (row,))
         check(w.stop() == 0, "worker exited cleanly (no leaks under ASan)")
     finally:
-        gem.terminate()
-        gem.wait()
+        gem.stop()
     check(os.listdir(work_dir) == [], "no scratch left")
 finally:
     for w in workers:

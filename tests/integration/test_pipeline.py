@@ -1,33 +1,20 @@
 """Standard mode end to end: the production binary with the fake yt-dlp and the Gemini stand-in, real PostgreSQL."""
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 
 from harness import SRC, Database, Worker, check, migrate, report, wait_for
-
-KEY = "AIzaTestKey-0123456789abcdef"
+from standins import GEMINI_KEY as KEY
+from standins import fake_gemini
 tmp = tempfile.mkdtemp(prefix="glint-pipe-")
 work_dir = os.path.join(tmp, "work")
 os.mkdir(work_dir)
 ytlog = os.path.join(tmp, "ytdlp.log")
-port_file = os.path.join(tmp, "gemini.port")
-gem = subprocess.Popen([sys.executable, os.path.join(SRC, "standins", "fake_gemini.py"), "--port", "0", "--port-file",
-                        port_file, "--api-key", KEY, "--control"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10)
-gport = int(open(port_file).read())
-gbase = "http://127.0.0.1:%d" % gport
-
-
-def control(path, body=None):
-    req = urllib.request.Request(gbase + path, data=json.dumps(body).encode() if body is not None else None,
-                                 method="POST" if body is not None else "GET", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"null")
+gem = fake_gemini()
+gbase = gem.base
+control = gem.call
 
 
 db = Database("pipeline")
@@ -149,7 +136,6 @@ try:
 finally:
     if w:
         w.stop()
-    gem.terminate()
-    gem.wait()
+    gem.stop()
     db.close()
 report()

@@ -6,15 +6,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
-import urllib.request
 import uuid
 
-from harness import SRC, Database, Worker, check, migrate, report, wait_for
+from harness import Database, Worker, check, migrate, report, wait_for
 
-KEY = "AIzaTestKey-real-ytdlp-0123456789"
+from standins import GEMINI_KEY as KEY
+from standins import fake_gemini
 YTDLP = shutil.which("yt-dlp") or "/usr/bin/yt-dlp"
 tmp = tempfile.mkdtemp(prefix="glint-realyt-")
 site = os.path.join(tmp, "site")
@@ -65,16 +64,9 @@ httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 threading.Thread(target=httpd.serve_forever, daemon=True).start()
 page_base = "http://127.0.0.1:%d" % httpd.server_address[1]
 
-port_file = os.path.join(tmp, "gemini.port")
-gem = subprocess.Popen([sys.executable, os.path.join(SRC, "standins", "fake_gemini.py"), "--port", "0", "--port-file",
-                        port_file, "--api-key", KEY, "--control"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), 10)
-gbase = "http://127.0.0.1:%d" % int(open(port_file).read())
-
-
-def control(path):
-    with urllib.request.urlopen(gbase + path, timeout=10) as r:
-        return json.loads(r.read() or b"null")
+gem = fake_gemini()
+gbase = gem.base
+control = gem.call
 
 
 db = Database("realytdlp")
@@ -136,8 +128,7 @@ try:
 finally:
     if w:
         w.stop()
-    gem.terminate()
-    gem.wait()
+    gem.stop()
     httpd.shutdown()
     db.close()
     shutil.rmtree(tmp, ignore_errors=True)
