@@ -33,9 +33,10 @@ struct st_gw_queue_t {
     uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
     uint64_t next_depth_at;
     bool heartbeat_inflight, reap_inflight, depth_inflight;
-    json_t *batch_rows; /* completion rows waiting for the next write */
-    gw_joblist_t batch; /* their jobs */
-    gw_joblist_t sent;  /* jobs whose completion write is in flight */
+    uint64_t heartbeat_sent_at; /* loop time the in-flight heartbeat's id list was taken */
+    json_t *batch_rows;         /* completion rows waiting for the next write */
+    gw_joblist_t batch;         /* their jobs */
+    gw_joblist_t sent;          /* jobs whose completion write is in flight */
     size_t writes_inflight;
     gw_queue_stats_t stats;
     gw_sentry_t *sentry;
@@ -516,9 +517,8 @@ static void on_heartbeat(PGresult *res, const char *error, void *data)
     /* a running job missing from the answer was cancelled or rescued elsewhere: stop working on it */
     for (gw_job_t *j = q->jobs, *next; j != NULL; j = next) {
         next = j->next;
-        /* a job claimed while this heartbeat was in flight is not in its answer: judge it next time */
-        if (j->state == GW_JOB_RUNNING && uv_now(q->loop) - j->claimed_at_ms > q->lease_seconds * 1000 / 3 &&
-            !res_has_id(res, j->id)) {
+        /* a job claimed after the id list was taken is not in the answer: judge it next time */
+        if (j->state == GW_JOB_RUNNING && j->claimed_at_ms < q->heartbeat_sent_at && !res_has_id(res, j->id)) {
             q->stats.lost++;
             gw_job_log(GW_LOG_WARN, j->id, "lease lost; aborting");
             job_abort(j);
@@ -534,6 +534,7 @@ static void heartbeat(gw_queue_t *q)
     snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
     const char *params[] = {ids, q->worker_id, lease};
     q->heartbeat_inflight = true;
+    q->heartbeat_sent_at = uv_now(q->loop);
     gw_pg_query(q->pg, "gw_heartbeat",
                 "UPDATE analysis_jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::int)"
                 " WHERE id = ANY($1::uuid[]) AND status = 'PROCESSING' AND locked_by = $2 RETURNING id",
