@@ -90,7 +90,6 @@ typedef struct st_run_t {
     char *file_name, *file_uri;
     const char *file_mime;
     /* analysis */
-    char *meta_json;
     gw_video_meta_t meta;
     gw_transcript_t tr;
     size_t bounds[MAX_CHUNKS + 1], nchunks, chunk;
@@ -149,7 +148,6 @@ static void run_closed(uv_handle_t *h)
     json_decref(run->result);
     gw_video_meta_free(&run->meta);
     gw_transcript_free(&run->tr);
-    free(run->meta_json);
     free(run->url);
     free(run->file_name);
     free(run->file_uri);
@@ -580,22 +578,38 @@ static void after_meta_deep(run_t *run)
     }
 }
 
-static void after_fetch(run_t *run)
+/* Metadata and the subtitle choice from one parse of yt-dlp's -J answer (it can be megabytes, parsed on the loop). */
+static int read_fetch(run_t *run, const char *out, size_t len, const char **code, const char **msg)
+{
+    json_t *root = json_loadb(out, len, 0, NULL);
+    int rc = -1;
+    if (gw_ytdlp_meta_from_json(root, &run->meta, code) != 0) {
+        *msg = NULL;
+    } else if (gw_ytdlp_check_meta(&run->meta, code, msg) != 0) {
+        rc = -2;
+    } else {
+        char **langs = split_langs(cfg_of(run)->transcript_langs);
+        rc = gw_ytdlp_load_transcript_json(run->scratch, &run->meta, (const char *const *)langs, root, &run->tr, code) == 0 ? 0 : 1;
+        for (char **p = langs; *p != NULL; p++)
+            free(*p);
+        free(langs);
+    }
+    json_decref(root);
+    return rc;
+}
+
+static void after_fetch(run_t *run, const char *out, size_t len)
 {
     const char *code = NULL, *msg = NULL;
-    if (gw_ytdlp_parse_meta(run->meta_json, strlen(run->meta_json), &run->meta, &code) != 0) {
+    int rc = read_fetch(run, out, len, &code, &msg);
+    if (rc == -1) {
         fail(run, code ? code : "bad_metadata", "yt-dlp returned metadata we could not read", true, 0);
         return;
     }
-    if (gw_ytdlp_check_meta(&run->meta, &code, &msg) != 0) {
+    if (rc == -2) {
         fail(run, code, msg, false, 0);
         return;
     }
-    char **langs = split_langs(cfg_of(run)->transcript_langs);
-    int rc = gw_ytdlp_load_transcript(run->scratch, &run->meta, (const char *const *)langs, run->meta_json, &run->tr, &code);
-    for (char **p = langs; *p != NULL; p++)
-        free(*p);
-    free(langs);
     stage_end(run, "metadata");
     bool captions = rc == 0 && run->tr.nsegments > 0;
     if (captions && run->meta.duration <= 0 && !run->job->deep) { /* deep probes the download instead */
@@ -642,8 +656,7 @@ static void on_ytdlp(gw_proc_t *p, const gw_proc_result_t *r, void *data)
     } else if (r->out_truncated) {
         fail(run, "bad_metadata", "yt-dlp printed more metadata than we accept", false, 0);
     } else {
-        run->meta_json = strdup(r->out ? r->out : "");
-        after_fetch(run);
+        after_fetch(run, r->out ? r->out : "", r->out ? r->out_len : 0);
     }
 }
 

@@ -715,7 +715,7 @@ void gw_argv_free(char **argv)
  * metadata
  * ------------------------------------------------------------------------------------------------------------------- */
 
-static char *json_strdup_or_null(json_t *obj, const char *key)
+static char *json_strdup_or_null(const json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
     return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
@@ -758,13 +758,20 @@ static void parse_chapters(json_t *arr, gw_video_meta_t *out)
 
 int gw_ytdlp_parse_meta(const char *json, size_t len, gw_video_meta_t *out, const char **error_code)
 {
+    json_t *root = json != NULL ? json_loadb(json, len, 0, NULL) : NULL;
+    int ret = gw_ytdlp_meta_from_json(root, out, error_code);
+    json_decref(root);
+    return ret;
+}
+
+int gw_ytdlp_meta_from_json(const json_t *root, gw_video_meta_t *out, const char **error_code)
+{
     const char *ignored;
     int ret = -1;
     if (error_code == NULL)
         error_code = &ignored;
     memset(out, 0, sizeof(*out));
     out->duration = -1;
-    json_t *root = json != NULL ? json_loadb(json, len, 0, NULL) : NULL;
     *error_code = "bad_metadata";
     if (!json_is_object(root))
         goto Exit;
@@ -795,7 +802,6 @@ Exit:
         gw_video_meta_free(out);
         out->duration = -1;
     }
-    json_decref(root);
     return ret;
 }
 
@@ -1453,7 +1459,7 @@ static int lang_rank(const char *lang, const char *const *prefer, const char *ow
 }
 
 /* Manual or automatic, from -J's "subtitles" / "automatic_captions"; a translated automatic track has tlang=. */
-static void track_kind(json_t *root, const char *lang, bool *automatic, bool *translated)
+static void track_kind(const json_t *root, const char *lang, bool *automatic, bool *translated)
 {
     json_t *autos = json_object_get(json_object_get(root, "automatic_captions"), lang), *f;
     size_t i;
@@ -1573,6 +1579,15 @@ static char *own_language(const gw_video_meta_t *meta, const gw_sub_cand_t *c, s
 int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
                              const char *json_from_J, gw_transcript_t *out, const char **error_code)
 {
+    json_t *root = json_from_J != NULL ? json_loads(json_from_J, 0, NULL) : NULL;
+    int ret = gw_ytdlp_load_transcript_json(scratch_dir, meta, prefer_langs, root, out, error_code);
+    json_decref(root);
+    return ret;
+}
+
+int gw_ytdlp_load_transcript_json(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
+                                  const json_t *root, gw_transcript_t *out, const char **error_code)
+{
     gw_sub_cand_t *c = NULL;
     size_t n = 0, i;
     int ret = -1;
@@ -1588,7 +1603,6 @@ int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *met
     }
     n = list_candidates(d, &c);
     closedir(d);
-    json_t *root = json_from_J != NULL ? json_loads(json_from_J, 0, NULL) : NULL;
     if (n > 1)
         qsort(c, n, sizeof(*c), cand_cmp); /* by format and name for now, so own_language() is deterministic */
     char *own = own_language(meta, c, n);
@@ -1615,7 +1629,6 @@ int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *met
     }
     free(c);
     free(own);
-    json_decref(root);
     return ret;
 }
 

@@ -8,6 +8,7 @@
  * ("invalid_url", "bad_metadata", "no_transcript", ...) and, where offered, a message a user can act on. Both point to
  * static strings. Allocation failure aborts. */
 #include "handlers/video.h"
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -115,6 +116,8 @@ void gw_argv_free(char **argv); /* NULL-safe */
  * chapters without end_time end where the next one starts (or at the duration, else -1). Errors: "bad_metadata"
  * (not JSON, not an object, no id), "invalid_url" (a playlist/multi-video result rather than one video). */
 int gw_ytdlp_parse_meta(const char *json, size_t len, gw_video_meta_t *out, const char **error_code);
+/* The same from an already parsed -J document (the pipeline parses it once for metadata and transcript). */
+int gw_ytdlp_meta_from_json(const json_t *root, gw_video_meta_t *out, const char **error_code);
 
 /* Refuses videos the pipeline cannot analyse, all permanent: live/upcoming/just-ended streams -> "live_stream",
  * private -> "private_video", subscriber_only/premium_only -> "members_only", needs_auth (YouTube sets it for age-gated
@@ -136,6 +139,9 @@ int gw_ytdlp_check_meta(const gw_video_meta_t *m, const char **error_code, const
  * transient. */
 int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
                              const char *json_from_J, gw_transcript_t *out, const char **error_code);
+/* The same with the parsed -J document (root may be NULL). */
+int gw_ytdlp_load_transcript_json(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
+                                  const json_t *root, gw_transcript_t *out, const char **error_code);
 
 /* Subtitle parsers, exported for tests and fuzzing. Each overwrites *out (source set, language NULL) and returns 0 even
  * when no text was found (nsegments == 0), or -1 when buf is not that format. Segments are sorted by start (stable),
