@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import BIN, Database, Worker, check, insert_jobs, migrate, report, wait_for, worker_env
+from harness import SCALE, BIN, Database, Worker, check, insert_jobs, migrate, report, wait_for, worker_env
 from standins import fake_sentry
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -69,7 +69,7 @@ try:
     c = Worker(db, SENTRY_DSN=sentry.dsn, WORK_DIR=crash_dir)
     check(c.wait_ready(), "crash worker ready")
     c.send(signal.SIGSEGV)
-    c.proc.wait(10)
+    c.proc.wait(10 * SCALE)  # under valgrind the crash report itself takes seconds
     c.stop()
     files = os.listdir(crash_dir)
     check(c.proc.returncode == -signal.SIGSEGV and len(files) == 1 and files[0].startswith("glint-crash-"),
