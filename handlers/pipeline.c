@@ -13,6 +13,7 @@
  * transfer (reactor/fetch, handlers/upload), a query (reactor/pg) or a timer. */
 #include "handlers/app.h"
 #include "handlers/gemini.h"
+#include "handlers/governor.h"
 #include "handlers/local_analyzer.h"
 #include "handlers/media.h"
 #include "handlers/metrics.h"
@@ -63,6 +64,7 @@ typedef enum en_media_kind_t {
 typedef struct st_pipeline_t {
     gw_app_t *app;
     gw_sweeper_t *sweeper;
+    gw_governor_t *governor; /* GOVERNOR HOOK: the shared Gemini quota (handlers/governor.h) */
 } pipeline_t;
 
 typedef struct st_run_t {
@@ -75,6 +77,9 @@ typedef struct st_run_t {
     char *url;
     gw_proc_t *proc, *dl, *ff; /* yt-dlp metadata run, media download, ffmpeg */
     gw_fetch_t *req;           /* Gemini call or the remote DELETE */
+    gw_gov_ticket_t *gov;      /* GOVERNOR HOOK: a Gemini call waiting for its turn (gov_body is sent then) */
+    char *gov_body;
+    int64_t gov_est; /* tokens the governor reserved for the call in flight */
     gw_upload_t *up;
     unsigned pg_inflight;
     /* media */
@@ -127,6 +132,12 @@ static gw_config_t *cfg_of(run_t *run)
     return run->app->cfg;
 }
 
+/* GOVERNOR HOOK: the process's Gemini governor. */
+static gw_governor_t *gov_of(run_t *run)
+{
+    return ((pipeline_t *)run->app->pipeline_ctx)->governor;
+}
+
 /* NULL for `glint-worker analyze` (no database): no credits to reconcile, no remote-file bookkeeping. */
 static gw_pg_t *pg_of(run_t *run)
 {
@@ -151,6 +162,7 @@ static void run_closed(uv_handle_t *h)
     free(run->url);
     free(run->file_name);
     free(run->file_uri);
+    free(run->gov_body);
     free(run);
 }
 
@@ -183,6 +195,8 @@ static void conclude(run_t *run, outcome_t o)
     run->outcome = o;
     run->state = RUN_CLEANUP;
     uv_timer_stop(&run->timer);
+    gw_governor_cancel(run->gov); /* GOVERNOR HOOK: a call still waiting for its turn is not made */
+    run->gov = NULL;
     if (run->req != NULL)
         gw_fetch_cancel(run->req);
     run->req = NULL;
@@ -848,6 +862,8 @@ static void retry_call(run_t *run, uint64_t delay_ms, const char *why)
 
 static void account_usage(run_t *run, const gw_gemini_reply_t *rep)
 {
+    gw_usage_t call = {(long)rep->prompt_tokens, (long)rep->candidates_tokens, (long)rep->thoughts_tokens};
+    gw_governor_settle(gov_of(run), model_for(run), run->gov_est, &call); /* GOVERNOR HOOK: real usage, cost metric */
     run->usage.prompt_tokens += rep->prompt_tokens;
     run->usage.output_tokens += rep->candidates_tokens;
     run->usage.thoughts_tokens += rep->thoughts_tokens;
@@ -868,6 +884,9 @@ static void finish(run_t *run, json_t *result)
         json_object_set_new(run->timings, "video_segments", json_integer((json_int_t)run->nchunks));
     if (run->job->deep)
         json_object_set_new(run->timings, "video_source", json_string(run->youtube_source ? "youtube_url" : "upload"));
+    double usd; /* GOVERNOR HOOK: the job's estimated cost (the API shows it as usage.cost_usd) */
+    if (strcmp(run->model_version, GW_LOCAL_MODEL) != 0 && gw_governor_cost(gov_of(run), model_for(run), &run->usage, &usd))
+        json_object_set_new(run->timings, "cost_usd", json_real(usd));
     run->result = result;
     conclude(run, OUT_COMPLETE);
 }
@@ -968,6 +987,10 @@ static void on_gemini(gw_fetch_t *req, void *data)
     run->req = NULL;
     gw_metrics_gemini_call(status);
     gw_gemini_classify_http(status, body, gw_fetch_curlcode(req), &e);
+    if (!e.ok) /* GOVERNOR HOOK: no usage to count; a 429 with retryDelay pauses the model for every worker */
+        gw_governor_settle(gov_of(run), model_for(run), run->gov_est, NULL);
+    if (status == 429 && e.transient && e.retry_after_ms > 0)
+        gw_governor_pause(gov_of(run), model_for(run), e.retry_after_ms);
     if (e.ok) {
         handle_reply(run, body, len);
     } else if (media_refused(run, status)) {
@@ -980,13 +1003,15 @@ static void on_gemini(gw_fetch_t *req, void *data)
     gw_fetch_free(req);
 }
 
-static void call_gemini(run_t *run)
+/* GOVERNOR HOOK: the call's turn came (handlers/governor.c): send the body call_gemini() prepared. */
+static void send_gemini(void *data)
 {
+    run_t *run = data;
     gw_config_t *cfg = cfg_of(run);
-    json_t *body = build_body(run);
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = run->gov_body;
     char *url = gw_gemini_generate_url(cfg->gemini_base_url, model_for(run));
-    json_decref(body);
+    run->gov = NULL;
+    run->gov_body = NULL;
     run->req = gw_fetch_new(run->app->fetcher, "POST", url);
     gw_fetch_header(run->req, "Content-Type", "application/json");
     gw_fetch_header(run->req, "x-goog-api-key", cfg->gemini_api_key ? cfg->gemini_api_key : "");
@@ -998,8 +1023,39 @@ static void call_gemini(run_t *run)
     if (gw_fetch_start(run->req, on_gemini, run) != 0) {
         gw_fetch_cancel(run->req);
         run->req = NULL;
+        gw_governor_settle(gov_of(run), model_for(run), run->gov_est, NULL); /* GOVERNOR HOOK: nothing was spent */
         fail(run, "gemini_unavailable", "Could not reach the analysis service", true, 0);
     }
+}
+
+/* Tokens the next call is expected to use (gw_gov_estimate_tokens): the body, the media part, the output budget. */
+static int64_t estimate_tokens(run_t *run, size_t body_len)
+{
+    gw_gemini_opts_t o;
+    gw_gemini_opts_init(&o, run->job->deep);
+    gw_gov_media_t media = GW_GOV_MEDIA_NONE;
+    bool has_media = run->chunk < run->nchunks && (run->youtube_source || run->file_uri != NULL); /* not the merge */
+    if (has_media && run->file_mime != NULL && strncmp(run->file_mime, "audio/", 6) == 0 && !run->youtube_source)
+        media = GW_GOV_MEDIA_AUDIO;
+    else if (has_media)
+        media = media_resolution(cfg_of(run)) != NULL && strcmp(media_resolution(cfg_of(run)), "MEDIA_RESOLUTION_LOW") == 0
+                    ? GW_GOV_MEDIA_VIDEO_LOW
+                    : GW_GOV_MEDIA_VIDEO;
+    double seconds = run->clip_len > 0 ? run->clip_len : run->meta.duration;
+    return gw_gov_estimate_tokens(body_len, media, seconds, run->big_budget ? BIG_OUTPUT_TOKENS : o.max_output_tokens);
+}
+
+/* GOVERNOR HOOK: builds the request now and queues it for its turn under GEMINI_RPM/GEMINI_TPM; send_gemini() sends it. */
+static void call_gemini(run_t *run)
+{
+    json_t *body = build_body(run);
+    free(run->gov_body);
+    run->gov_body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (run->gov_body == NULL)
+        abort();
+    run->gov_est = estimate_tokens(run, strlen(run->gov_body));
+    run->gov = gw_governor_acquire(gov_of(run), model_for(run), run->gov_est, send_gemini, run);
 }
 
 /* ---- pipeline interface ---- */
@@ -1131,6 +1187,11 @@ int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
         abort();
     pl->app = app;
     app->pipeline_ctx = pl;
+    char err[256]; /* GOVERNOR HOOK */
+    if ((pl->governor = gw_governor_create(app->loop, app->pg, app->cfg, err, sizeof(err))) == NULL) {
+        gw_error("%s", err);
+        return -1;
+    }
     out->start = start;
     out->abort = abort_job;
     out->ctx = pl;
@@ -1157,6 +1218,7 @@ void gw_pipeline_dispose(gw_app_t *app)
     pipeline_t *pl = app->pipeline_ctx;
     if (pl != NULL) {
         gw_sweeper_free(pl->sweeper);
+        gw_governor_free(pl->governor); /* GOVERNOR HOOK */
         free(pl);
         app->pipeline_ctx = NULL;
     }

@@ -6,6 +6,11 @@
 #include <string.h>
 
 #define OFF(f) offsetof(gw_config_t, f)
+/* Paid-tier list prices (ai.google.dev/gemini-api/docs/pricing, prompts up to 200k tokens); thinking is billed as output.
+ * Check them when a model or the price list changes: docs/gemini-quota.md. */
+#define GW_GEMINI_PRICES_DEFAULT                                                                                                   \
+    "gemini-3.6-flash=1.50/9.00/9.00,gemini-3.5-flash=1.50/9.00/9.00,gemini-flash-latest=1.50/9.00/9.00,"                          \
+    "gemini-3.1-pro-preview=2.00/12.00/12.00,gemini-pro-latest=2.00/12.00/12.00"
 #define STR(n, d, req, sec, f, h)                                                                                                  \
     {                                                                                                                              \
         n, GW_CFG_STRING, d, 0, 0, NULL, req, sec, OFF(f), h                                                                       \
@@ -82,6 +87,16 @@ const gw_config_var_t gw_config_vars[] = {
     ENM("LOG_LEVEL", "info", "debug|info|warn|error", log_level, "log threshold"),
     ENM("LOG_FORMAT", "text", "text|json", log_format, "json = one JSON object per line (Cloud Logging)"),
     STR("WORKER_ID", NULL, false, false, worker_id, "name recorded in locked_by (default host:pid:random)"),
+    /* Gemini quota governor and prices (handlers/governor.c, docs/gemini-quota.md) */
+    STR("GEMINI_RPM", "0", false, false, gemini_rpm,
+        "requests per minute per model, shared by every worker through the database: N for every model, or "
+        "model=N,... (0 = unlimited)"),
+    STR("GEMINI_TPM", "0", false, false, gemini_tpm,
+        "tokens (prompt + output + thinking) per minute per model, same syntax as GEMINI_RPM (0 = unlimited)"),
+    LNG("GEMINI_RPM_WINDOW_MS", "60000", 100, 3600000, gemini_rpm_window_ms,
+        "for tests only: the length of the GEMINI_RPM/GEMINI_TPM window (Gemini counts per minute)"),
+    STR("GEMINI_PRICES", GW_GEMINI_PRICES_DEFAULT, false, false, gemini_prices,
+        "USD per 1M tokens for the cost estimate: model=input/output/thinking,... (a model not listed has no cost)"),
 };
 const size_t gw_config_nvars = sizeof(gw_config_vars) / sizeof(gw_config_vars[0]);
 

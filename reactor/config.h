@@ -48,6 +48,11 @@ typedef struct st_gw_config_t {
     char *log_level;
     char *log_format;
     char *worker_id;
+    /* Gemini quota governor and prices (handlers/governor.c) */
+    char *gemini_rpm;
+    char *gemini_tpm;
+    long gemini_rpm_window_ms;
+    char *gemini_prices;
 } gw_config_t;
 
 typedef enum en_gw_config_type_t {
