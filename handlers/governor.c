@@ -172,8 +172,7 @@ static int64_t max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
-bool gw_gov_reserve(gw_gov_bucket_t *b, int64_t now_us, int64_t est_tokens, long rpm, long tpm, int64_t window_us,
-                    int64_t *wait_us)
+bool gw_gov_reserve(gw_gov_bucket_t *b, int64_t now_us, int64_t est_tokens, long rpm, long tpm, int64_t window_us, int64_t *wait_us)
 {
     if (b->paused_until_us > now_us) {
         *wait_us = b->paused_until_us - now_us;
@@ -305,8 +304,7 @@ static void unlink_ticket(gw_gov_ticket_t *t)
 static void on_settled(PGresult *res, const char *error, void *data)
 {
     if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
-        gw_debug("gemini governor: %s failed: %s", (const char *)data,
-                     error ? error : PQresultErrorMessage(res));
+        gw_debug("gemini governor: %s failed: %s", (const char *)data, error ? error : PQresultErrorMessage(res));
 }
 
 static void db_settle(model_t *m, int64_t delta)
@@ -355,8 +353,7 @@ static void reserved(gw_gov_ticket_t *t, uint64_t wait_ms, bool via_db)
     t->via_db = via_db;
     t->start_ms = uv_now(t->m->g->loop) + wait_ms;
     if (wait_ms > 0)
-        gw_debug("gemini governor: %s call waits %llu ms", t->m->name,
-                     (unsigned long long)wait_ms);
+        gw_debug("gemini governor: %s call waits %llu ms", t->m->name, (unsigned long long)wait_ms);
 }
 
 static void paused(gw_gov_ticket_t *t, uint64_t wait_ms)
@@ -426,8 +423,8 @@ static void ask(gw_gov_ticket_t *t)
     const char *params[] = {m->name, est, rpm, tpm, win};
     t->state = T_ASKING;
     gw_pg_query(g->pg, "gw_gov_admit",
-                "SELECT admitted, wait_ms FROM glint_gemini_admit($1, $2::bigint, $3::integer, $4::bigint, $5::integer)", 5,
-                params, 0, on_admit, t);
+                "SELECT admitted, wait_ms FROM glint_gemini_admit($1, $2::bigint, $3::integer, $4::bigint, $5::integer)", 5, params,
+                0, on_admit, t);
 }
 
 /* Releases the first ticket whose time has come (callbacks may acquire or cancel: the scan restarts after each). */
@@ -564,7 +561,9 @@ gw_governor_t *gw_governor_create(uv_loop_t *loop, gw_pg_t *pg, const gw_config_
     const struct {
         const char *name, *value;
         bool price;
-    } checks[] = {{"GEMINI_RPM", cfg->gemini_rpm, false}, {"GEMINI_TPM", cfg->gemini_tpm, false}, {"GEMINI_PRICES", cfg->gemini_prices, true}};
+    } checks[] = {{"GEMINI_RPM", cfg->gemini_rpm, false},
+                  {"GEMINI_TPM", cfg->gemini_tpm, false},
+                  {"GEMINI_PRICES", cfg->gemini_prices, true}};
     for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
         if (checks[i].price ? gw_gov_price_for(checks[i].value, NULL, &p) < 0 : gw_gov_limit_for(checks[i].value, NULL, &v) < 0) {
             snprintf(err, errlen, "%s: expected %s, got \"%.60s\"", checks[i].name,
