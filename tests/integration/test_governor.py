@@ -6,6 +6,7 @@ The stand-in and the workers use a 4 s window (GEMINI_RPM_WINDOW_MS, for tests o
 take ~12 s instead of 3 minutes; the arithmetic is the same as per minute."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -140,4 +141,5 @@ finally:
     for w in workers:
         w.stop()
     db.close()
+    shutil.rmtree(tmp, ignore_errors=True)
 report()
