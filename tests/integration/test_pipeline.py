@@ -111,12 +111,12 @@ try:
 
     # captions offered but not written (yt-dlp chose them in requested_subtitles, the download failed, yt-dlp only
     # warned): subtitles_unavailable, transient -> retried; the last attempt falls back to the audio track
-    jid, row, seen = run_job_watched("https://youtu.be/nofile00000", max_attempts=2)
+    jid, row, seen = run_job_watched("https://youtu.be/subs_fail00", max_attempts=2)
     check(("PENDING", "subtitles_unavailable") in seen, "captions not written -> retried as subtitles_unavailable: %r" % seen)
     check(row == ("COMPLETED", None, 2) and refunds(jid) == 0, "last attempt -> COMPLETED from the audio: %r" % (row,))
     check(db.one("SELECT timings->>'transcript_source' FROM analysis_results WHERE job_id = %s", jid) == "audio",
           "last attempt's source is the audio")
-    check(fetch_runs("nofile00000") == (2, 1), "two -J runs, then one audio download: %r" % (fetch_runs("nofile00000"),))
+    check(fetch_runs("subs_fail00") == (2, 1), "two -J runs, then one audio download: %r" % (fetch_runs("subs_fail00"),))
     check("subtitles_unavailable" in w.read_log(), "the retry is logged with its code")
 
     # hostile URLs never reach yt-dlp
@@ -174,12 +174,12 @@ try:
                WORK_DIR=work_dir, FAKE_YTDLP_LOG=ytlog, YTDLP_TIMEOUT_MS=4000, LEASE_SECONDS=10)
     check(w.wait_ready(), "local-analyzer worker ready")
     db.q("UPDATE analysis_jobs SET run_after = 'infinity' WHERE status = 'PENDING'")  # nothing left over runs here
-    jid, row, seen = run_job_watched("https://youtu.be/nofile00001", max_attempts=2)
+    jid, row, seen = run_job_watched("https://youtu.be/subs_fail01", max_attempts=2)
     check(("PENDING", "subtitles_unavailable") in seen, "local: retried as subtitles_unavailable: %r" % seen)
     check(row == ("FAILED", "subtitles_unavailable", 2) and refunds(jid) == 1, "local: FAILED after 2 attempts: %r" % (row,))
     msg = db.one("SELECT error_message FROM analysis_jobs WHERE id = %s", jid)
     print("local analyzer, captions not written: %s" % msg)
-    check(fetch_runs("nofile00001") == (2, 0), "local: two -J runs, no download: %r" % (fetch_runs("nofile00001"),))
+    check(fetch_runs("subs_fail01") == (2, 0), "local: two -J runs, no download: %r" % (fetch_runs("subs_fail01"),))
     check(wait_for(lambda: os.listdir(work_dir) == [], 5), "local: scratch dirs removed")
     check(w.stop() == 0, "local-analyzer worker: clean exit")
     w = None
