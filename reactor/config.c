@@ -154,13 +154,18 @@ static const char *lookup(const dotenv_t *d, const char *name)
     return NULL;
 }
 
-static bool enum_has(const char *choices, const char *v)
+/* The choice v names (case-insensitive) as the table spells it, so callers compare with strcmp; NULL when none. */
+static char *enum_choice(const char *choices, const char *v)
 {
     size_t n = strlen(v);
-    for (const char *p = choices; p != NULL; p = strchr(p, '|'), p = p ? p + 1 : NULL)
-        if (strncasecmp(p, v, n) == 0 && (p[n] == '|' || p[n] == '\0'))
-            return n > 0;
-    return false;
+    for (const char *p = choices; n > 0 && p != NULL; p = strchr(p, '|'), p = p ? p + 1 : NULL) {
+        if (strncasecmp(p, v, n) == 0 && (p[n] == '|' || p[n] == '\0')) {
+            char *c = xstrdup(p);
+            c[n] = '\0';
+            return c;
+        }
+    }
+    return NULL;
 }
 
 static int set_var(void *out, const gw_config_var_t *v, const char *value, char *err, size_t errlen)
@@ -178,12 +183,16 @@ static int set_var(void *out, const gw_config_var_t *v, const char *value, char 
         *(long *)field = x;
         return 0;
     }
-    case GW_CFG_ENUM:
-        if (!enum_has(v->choices, value)) {
+    case GW_CFG_ENUM: {
+        char *choice = enum_choice(v->choices, value);
+        if (choice == NULL) {
             snprintf(err, errlen, "%s: expected one of %s, got \"%.40s\"", v->name, v->choices, value);
             return -1;
         }
-        /* fallthrough */
+        free(*(char **)field);
+        *(char **)field = choice;
+        return 0;
+    }
     case GW_CFG_STRING:
         free(*(char **)field);
         *(char **)field = xstrdup(value);

@@ -11,7 +11,7 @@
 typedef enum en_gw_config_type_t {
     GW_CFG_STRING, /* free text into a char *; "" is a value */
     GW_CFG_LONG,   /* integer within [min, max] into a long; "" means the default */
-    GW_CFG_ENUM,   /* one of a '|'-separated list (case-insensitive) into a char *; "" means the default */
+    GW_CFG_ENUM,   /* one of a '|'-separated list (case-insensitive, stored as listed) into a char *; "" = default */
 } gw_config_type_t;
 
 typedef enum en_gw_config_secret_t {

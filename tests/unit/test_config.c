@@ -114,8 +114,9 @@ static void test_load(const char *path)
     CHECK_INT(gw_config_load(&table, &cfg, path, NEED_URL, err, sizeof(err)), -1);
     CHECK(strstr(err, "T_FORMAT") != NULL && strstr(err, "text|json") != NULL);
     gw_config_free(&table, &cfg);
-    setenv("T_FORMAT", "JSON", 1); /* choices are case-insensitive */
+    setenv("T_FORMAT", "JSON", 1); /* choices are case-insensitive and stored as the table spells them */
     CHECK_INT(gw_config_load(&table, &cfg, path, NEED_URL, err, sizeof(err)), 0);
+    CHECK_STR(cfg.format, "json");
     gw_config_free(&table, &cfg);
     unsetenv("T_FORMAT");
     unsetenv("T_PORT");
