@@ -277,18 +277,36 @@ static const gw_cli_command_t *find_command(const char *name)
     return NULL;
 }
 
-/* Options of the program itself (they take no arguments); -1 when opt is none of them. */
-static int global_option(const char *opt)
+static void print_version(FILE *out)
 {
-    if (strcmp(opt, "--help") == 0 || strcmp(opt, "-h") == 0)
-        usage(stdout);
-    else if (strcmp(opt, "--config-markdown") == 0) /* the documentation's configuration table */
-        gw_settings_print_markdown(stdout);
-    else if (strcmp(opt, "--version") == 0)
-        printf("glint-worker %s (commit %s)\n", GW_VERSION, GW_COMMIT);
-    else
-        return -1;
-    return 0;
+    fprintf(out, "glint-worker %s (commit %s)\n", GW_VERSION, GW_COMMIT);
+}
+
+/* Options of the program itself; they take no arguments. */
+static const struct {
+    const char *name;
+    void (*print)(FILE *out);
+} global_options[] = {
+    {"--help", usage},
+    {"-h", usage},
+    {"--version", print_version},
+    {"--config-markdown", gw_settings_print_markdown}, /* the documentation's configuration table */
+};
+
+/* 0 or 2 when argv[1] is a program option (printed, or refused), -1 when it is not one. */
+static int global_option(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof(global_options) / sizeof(global_options[0]); i++) {
+        if (strcmp(argv[1], global_options[i].name) != 0)
+            continue;
+        if (argc > 2) {
+            fprintf(stderr, "glint-worker: %s takes no arguments (try --help)\n", argv[1]);
+            return 2;
+        }
+        global_options[i].print(stdout);
+        return 0;
+    }
+    return -1;
 }
 
 static int run_command(const gw_cli_command_t *cmd, const gw_cli_args_t *args)
@@ -310,13 +328,10 @@ static int run_command(const gw_cli_command_t *cmd, const gw_cli_args_t *args)
 
 int main(int argc, char **argv)
 {
+    int rc = argc > 1 ? global_option(argc, argv) : -1;
+    if (rc >= 0)
+        return rc;
     const char *name = argc > 1 ? argv[1] : "serve";
-    if (name[0] == '-' && argc > 2) {
-        fprintf(stderr, "glint-worker: %s takes no arguments (try --help)\n", name);
-        return 2;
-    }
-    if (name[0] == '-' && global_option(name) == 0)
-        return 0;
     const gw_cli_command_t *cmd = find_command(name);
     if (cmd == NULL) {
         fprintf(stderr, "glint-worker: unknown command \"%s\" (try --help)\n", name);
