@@ -261,7 +261,12 @@ static int load_var(const gw_config_var_t *v, const dotenv_t *d, void *out, unsi
     }
     if (set_var(out, v, value, err, errlen) != 0)
         return -1;
-    register_secret(v, value);
+    register_secret(v, value); /* before the check: what it says about the value is redacted too */
+    char why[200];
+    if (v->check != NULL && v->check(value, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s: %s", v->name, why);
+        return -1;
+    }
     return 0;
 }
 

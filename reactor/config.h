@@ -34,6 +34,9 @@ typedef struct st_gw_config_var_t {
     gw_config_secret_t secret;
     size_t offset; /* of the field (char * or long, by type) in the caller's struct */
     const char *help;
+    /* Optional: a check of the value beyond type, bounds and choices (a path, a URL); called after those pass. Returns 0,
+     * or -1 after writing why into err (the engine prefixes the variable's name). */
+    int (*check)(const char *value, char *err, size_t errlen);
 } gw_config_var_t;
 
 typedef struct st_gw_config_table_t {

@@ -31,8 +31,17 @@ typedef struct st_test_cfg_t {
     char *format;
     char *token;
     char *label;
+    char *dir;
     long untouched; /* not in the table: the engine leaves it alone */
 } test_cfg_t;
+
+static int absolute_path(const char *value, char *err, size_t errlen)
+{
+    if (value[0] == '/')
+        return 0;
+    snprintf(err, errlen, "must be an absolute path, not \"%s\"", value);
+    return -1;
+}
 
 #define NEED_URL 0x1u
 static const gw_config_var_t vars[] = {
@@ -52,6 +61,12 @@ static const gw_config_var_t vars[] = {
      .help = "text or json"},
     {.name = "T_TOKEN", .type = GW_CFG_STRING, .secret = GW_CFG_SECRET, .offset = offsetof(test_cfg_t, token), .help = "a key"},
     {.name = "T_LABEL", .type = GW_CFG_STRING, .def = "x", .offset = offsetof(test_cfg_t, label), .help = "a | in help"},
+    {.name = "T_DIR",
+     .type = GW_CFG_STRING,
+     .def = "/tmp",
+     .offset = offsetof(test_cfg_t, dir),
+     .help = "a directory",
+     .check = absolute_path},
 };
 static const gw_config_table_t table = {vars, sizeof(vars) / sizeof(vars[0])};
 
@@ -119,6 +134,15 @@ static void test_load(const char *path)
     CHECK_STR(cfg.format, "json");
     gw_config_free(&table, &cfg);
     unsetenv("T_FORMAT");
+    setenv("T_DIR", "relative/dir", 1); /* a row's own check, with the variable named */
+    CHECK_INT(gw_config_load(&table, &cfg, path, NEED_URL, err, sizeof(err)), -1);
+    CHECK_STR(err, "T_DIR: must be an absolute path, not \"relative/dir\"");
+    gw_config_free(&table, &cfg);
+    setenv("T_DIR", "/var/tmp", 1);
+    CHECK_INT(gw_config_load(&table, &cfg, path, NEED_URL, err, sizeof(err)), 0);
+    CHECK_STR(cfg.dir, "/var/tmp");
+    gw_config_free(&table, &cfg);
+    unsetenv("T_DIR");
     unsetenv("T_PORT");
 }
 
