@@ -20,17 +20,14 @@ typedef enum en_gw_config_secret_t {
     GW_CFG_SECRET_URL, /* the value and the password inside it (URI user:pw@host, or keyword password=pw) */
 } gw_config_secret_t;
 
-/* `required` is a mask: the variable must be set when (required & need) != 0, `need` being what the command about to
- * run declares (a command that opens no database need not name one). */
-#define GW_CFG_ALWAYS (~0u)
-
 typedef struct st_gw_config_var_t {
     const char *name;
     gw_config_type_t type;
     const char *def;     /* NULL = unset unless given */
     long min, max;       /* GW_CFG_LONG */
     const char *choices; /* GW_CFG_ENUM */
-    unsigned required;
+    unsigned required;   /* a mask: must be set when (required & need) != 0, `need` being what the command about to run
+                          * declares to gw_config_load (one that opens no database need not name one); ~0u = always */
     gw_config_secret_t secret;
     size_t offset; /* of the field (char * or long, by type) in the caller's struct */
     const char *help;
