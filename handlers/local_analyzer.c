@@ -1,6 +1,6 @@
 #define _GNU_SOURCE /* memmem */
 #include "handlers/local_analyzer.h"
-#include "handlers/gemini.h"
+#include "handlers/result.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdint.h>
@@ -895,7 +895,7 @@ static json_t *visual_entry(const doc_t *d, tclock_t *c, double t)
         snprintf(buf, sizeof(buf), "The picture changes before any narration");
     }
     json_object_set_new(e, "detail", must(json_string(buf)));
-    json_object_set_new(e, "type", must(json_string("Scene change")));
+    json_object_set_new(e, "type", must(json_string(GW_RESULT_TYPE_SCENE_CHANGE)));
     return e;
 }
 

@@ -2,7 +2,9 @@
  * each case states its exact outcome. Inputs carry explicit lengths, so NUL bytes are part of some of them. */
 #include "check.h"
 #include "handlers/gemini.h"
+#include "handlers/subtitles.h"
 #include "handlers/ytdlp.h"
+#include "ytdlp_text.h"
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -162,7 +164,7 @@ static void test_meta(void)
         const char *code = NULL, *ccode = NULL, *msg = NULL;
         char *buf = malloc(c->len + 1);
         memcpy(buf, c->in, c->len);
-        int rc = gw_ytdlp_parse_meta(buf, c->len, &m, &code);
+        int rc = meta_from_text(buf, c->len, &m, &code);
         got[0] = '\0';
         if (rc == 0) {
             bool usable = gw_ytdlp_check_meta(&m, &ccode, &msg) == 0;

@@ -1,5 +1,5 @@
 #include "check.h"
-#include "handlers/gemini.h"
+#include "handlers/result.h"
 #include "handlers/local_analyzer.h"
 #include "handlers/ytdlp.h"
 #include <ctype.h>
