@@ -198,7 +198,8 @@ static json_t *sch_visual_item(void)
     return sch_object(names, props);
 }
 
-json_t *gw_gemini_response_schema(bool deep)
+/* The responseSchema (OpenAPI subset: uppercase types, required, propertyOrdering). New ref. */
+static json_t *response_schema(bool deep)
 {
     static const char *const names[] = {"title", "summary", "keyTakeaways", "timeline", "keywords", "visualAudit", NULL};
     json_t *props[] = {
@@ -351,7 +352,7 @@ static void prompt_transcript(gw_strbuf_t *b, const gw_transcript_t *t, size_t f
 static json_t *generation_config(const gw_gemini_opts_t *opts, bool deep)
 {
     json_t *gc =
-        must(json_pack("{s:s, s:o}", "responseMimeType", "application/json", "responseSchema", gw_gemini_response_schema(deep)));
+        must(json_pack("{s:s, s:o}", "responseMimeType", "application/json", "responseSchema", response_schema(deep)));
     if (opts->max_output_tokens > 0)
         json_object_set_new(gc, "maxOutputTokens", must(json_integer(opts->max_output_tokens)));
     /* Gemini 3 takes thinkingLevel; thinkingBudget (2.5) is never sent alongside it. */

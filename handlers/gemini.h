@@ -15,8 +15,6 @@
 
 /* ---- request building ------------------------------------------------------------------- */
 
-/* Transcript characters per map request when a transcript is too long for one request. */
-#define GW_GEMINI_CHUNK_CHARS_DEFAULT 200000
 /* Files API resumable uploads: every chunk but the last must be a multiple of this. */
 #define GW_GEMINI_UPLOAD_GRANULARITY (8u * 1024u * 1024u)
 
@@ -36,9 +34,6 @@ typedef struct st_gw_gemini_opts_t {
 
 /* Defaults: thinking "low", 8192 output tokens, MEDIA_RESOLUTION_LOW when deep. */
 void gw_gemini_opts_init(gw_gemini_opts_t *opts, bool deep);
-
-/* The responseSchema (OpenAPI subset: uppercase types, required, propertyOrdering). New ref. */
-json_t *gw_gemini_response_schema(bool deep);
 
 /* A generateContent body for segments [seg_from, seg_to) of t (t may be NULL: no transcript).
  * When opts->part_count > 1 the prompt says which part of how many this is and its time span.
@@ -93,7 +88,6 @@ typedef struct st_gw_gemini_reply_t {
  * filled as far as possible (token counts are recorded even for blocked replies). */
 int gw_gemini_parse_response(const char *body, size_t len, gw_gemini_reply_t *out);
 void gw_gemini_reply_free(gw_gemini_reply_t *r); /* frees members; NULL-safe */
-const char *gw_gemini_outcome_name(gw_gemini_outcome_t o);
 /* "content_blocked", "output_truncated", "gemini_empty_response", "gemini_bad_response"; NULL for OK. */
 const char *gw_gemini_outcome_error_code(gw_gemini_outcome_t o);
 /* True for outcomes that no retry can fix (blocked / safety family). */

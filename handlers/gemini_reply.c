@@ -239,13 +239,6 @@ void gw_gemini_reply_free(gw_gemini_reply_t *r)
     memset(r, 0, sizeof(*r));
 }
 
-const char *gw_gemini_outcome_name(gw_gemini_outcome_t o)
-{
-    static const char *const names[] = {"OK",   "BLOCKED",   "SAFETY",     "RECITATION", "PROHIBITED_CONTENT",
-                                        "SPII", "BLOCKLIST", "MAX_TOKENS", "EMPTY",      "MALFORMED"};
-    return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "UNKNOWN";
-}
-
 bool gw_gemini_outcome_permanent(gw_gemini_outcome_t o)
 {
     return o >= GW_GEMINI_BLOCKED && o <= GW_GEMINI_BLOCKLIST;

@@ -209,12 +209,6 @@ char **gw_ytdlp_argv_media(const char *ytdlp_path, const char *url, const char *
     return argv;
 }
 
-char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const char *scratch_dir, uint64_t max_filesize_bytes,
-                              const char *ffmpeg_path)
-{
-    return gw_ytdlp_argv_media(ytdlp_path, url, scratch_dir, "video", GW_YTDLP_DOWNLOAD_FORMAT, max_filesize_bytes, ffmpeg_path);
-}
-
 static bool lang_tag_ok(const char *l)
 {
     size_t n = strlen(l);

@@ -27,10 +27,6 @@
  * Checked against yt-dlp 2023.03.04's own selection code. */
 #define GW_YTDLP_DEFAULT_SUB_LANGS "en,en-(?-i:[A-Z]{2}),.*-orig,-live_chat"
 
-/* --format for deep mode: at most 480p (Gemini samples video at low resolution anyway), falling back to the worst
- * available stream when nothing <= 480p exists. */
-#define GW_YTDLP_DOWNLOAD_FORMAT "bv*[height<=480]+ba/b[height<=480]/wv*+ba/w"
-
 /* A -J duration (or chapter time) beyond this is treated as unknown: no real video is longer than a month, and a
  * hostile 1e308 would otherwise overflow cost and timestamp arithmetic downstream. */
 #define GW_YTDLP_MAX_DURATION_S (31.0 * 24 * 3600)
@@ -49,17 +45,14 @@
  * scratch_dir is NULL. */
 char **gw_ytdlp_argv_fetch(const char *ytdlp_path, const char *url, const char *scratch_dir, const char *sub_langs);
 
-/* Deep mode's media download to SCRATCH/video.mp4 (format GW_YTDLP_DOWNLOAD_FORMAT, merged to mp4). max_filesize_bytes
- * 0 means no limit; ffmpeg_path NULL means yt-dlp finds ffmpeg on PATH. Note that yt-dlp treats --max-filesize as
- * "skip", not "fail": it exits 0 without writing the file, so the caller must check that the file exists. */
-char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const char *scratch_dir, uint64_t max_filesize_bytes,
-                              const char *ffmpeg_path);
-
 /* The deep-mode --format for a height cap: "bv*[height<=H]+ba/b[height<=H]/wv*+ba/w" (max_height <= 0: 480). malloc'd. */
 char *gw_ytdlp_video_format(long max_height);
 /* --format for the audio fallback: the smallest audio-only stream (speech needs little), else the smallest file. */
 #define GW_YTDLP_AUDIO_FORMAT "wa/ba/w"
-/* A media download to SCRATCH/<stem>.<ext> with the given --format, otherwise like gw_ytdlp_argv_download. */
+/* A media download to SCRATCH/<stem>.<ext> with the given --format (e.g. from gw_ytdlp_video_format), merged to mp4 when
+ * it is a video. max_filesize_bytes 0 means no limit; ffmpeg_path NULL means yt-dlp finds ffmpeg on PATH. Note that
+ * yt-dlp treats --max-filesize as "skip", not "fail": it exits 0 without writing the file, so the caller must check
+ * that the file exists. NULL when url or scratch_dir is NULL. */
 char **gw_ytdlp_argv_media(const char *ytdlp_path, const char *url, const char *scratch_dir, const char *stem, const char *format,
                            uint64_t max_filesize_bytes, const char *ffmpeg_path);
 
@@ -105,7 +98,7 @@ int gw_ytdlp_load_transcript_json(const char *scratch_dir, const gw_video_meta_t
 /* Maps a failed run (its stderr and exit code; a negative exit code means killed by a signal) to an error code, a
  * user-actionable message that never quotes stderr, and whether a retry may help. Permanent: private_video,
  * video_unavailable, age_restricted, members_only, live_stream, invalid_url, format_unavailable (download runs: no
- * format matched GW_YTDLP_DOWNLOAD_FORMAT). Transient: bot_check, rate_limited,
+ * format matched the requested --format). Transient: bot_check, rate_limited,
  * network_error, ytdlp_failed (anything unrecognised). stderr_text may be NULL. */
 void gw_ytdlp_classify_failure(const char *stderr_text, int exit_code, const char **error_code, const char **message,
                                bool *transient);

@@ -135,6 +135,7 @@ static int argv_find(char **argv, const char *s)
 
 static void test_argv(void)
 {
+    char *fmt480 = gw_ytdlp_video_format(0); /* what deep mode asks for by default */
     char **a = gw_ytdlp_argv_fetch(NULL, CANON, "/tmp/job-1/", NULL);
     static const char *const expect[] = {"yt-dlp",
                                          "-J",
@@ -169,7 +170,7 @@ static void test_argv(void)
     CHECK_STR(a[argv_len(a) - 1], "-weird");
     gw_argv_free(a);
 
-    a = gw_ytdlp_argv_download(NULL, CANON, "/w", 200u * 1024 * 1024, "/usr/bin/ffmpeg");
+    a = gw_ytdlp_argv_media(NULL, CANON, "/w", "video", fmt480, 200u * 1024 * 1024, "/usr/bin/ffmpeg");
     CHECK_STR(a[argv_find(a, "-f") + 1], "bv*[height<=480]+ba/b[height<=480]/wv*+ba/w");
     CHECK_STR(a[argv_find(a, "--max-filesize") + 1], "209715200");
     CHECK_STR(a[argv_find(a, "--merge-output-format") + 1], "mp4");
@@ -180,7 +181,7 @@ static void test_argv(void)
     CHECK_INT(argv_find(a, "--"), argv_len(a) - 2);
     gw_argv_free(a);
 
-    a = gw_ytdlp_argv_download(NULL, CANON, "/w", 0, NULL);
+    a = gw_ytdlp_argv_media(NULL, CANON, "/w", "video", fmt480, 0, NULL);
     CHECK(argv_find(a, "--max-filesize") < 0);
     CHECK(argv_find(a, "--ffmpeg-location") < 0);
     gw_argv_free(a);
@@ -194,7 +195,8 @@ static void test_argv(void)
     free(langs);
 
     CHECK(gw_ytdlp_argv_fetch(NULL, NULL, "/tmp", NULL) == NULL);
-    CHECK(gw_ytdlp_argv_download(NULL, CANON, NULL, 0, NULL) == NULL);
+    CHECK(gw_ytdlp_argv_media(NULL, CANON, NULL, "video", fmt480, 0, NULL) == NULL);
+    free(fmt480);
     gw_argv_free(NULL);
 }
 
@@ -733,7 +735,9 @@ static void test_fake_ytdlp(void)
 
     /* download run writes video.mp4 */
     dir = make_dir();
-    char **argv = gw_ytdlp_argv_download(fake, CANON, dir, 1000000, NULL), path[PATH_MAX];
+    char *fmt480 = gw_ytdlp_video_format(0);
+    char **argv = gw_ytdlp_argv_media(fake, CANON, dir, "video", fmt480, 1000000, NULL), path[PATH_MAX];
+    free(fmt480);
     int st = run(argv, "/dev/null", "/dev/null");
     gw_argv_free(argv);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
