@@ -351,8 +351,7 @@ static void prompt_transcript(gw_strbuf_t *b, const gw_transcript_t *t, size_t f
 
 static json_t *generation_config(const gw_gemini_opts_t *opts, bool deep)
 {
-    json_t *gc =
-        must(json_pack("{s:s, s:o}", "responseMimeType", "application/json", "responseSchema", response_schema(deep)));
+    json_t *gc = must(json_pack("{s:s, s:o}", "responseMimeType", "application/json", "responseSchema", response_schema(deep)));
     if (opts->max_output_tokens > 0)
         json_object_set_new(gc, "maxOutputTokens", must(json_integer(opts->max_output_tokens)));
     /* Gemini 3 takes thinkingLevel; thinkingBudget (2.5) is never sent alongside it. */

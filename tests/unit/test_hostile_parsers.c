@@ -237,8 +237,7 @@ static void test_gemini_replies(void)
                   (c->outcome != GW_GEMINI_OK || json_is_object(r.result));
         if (!ok)
             fprintf(stderr, "gemini case %zu: outcome %d text %s tokens %lld/%lld, expected %d\n", i, (int)r.outcome,
-                    r.text ? r.text : "(null)", (long long)r.prompt_tokens, (long long)r.candidates_tokens,
-                    (int)c->outcome);
+                    r.text ? r.text : "(null)", (long long)r.prompt_tokens, (long long)r.candidates_tokens, (int)c->outcome);
         ok ? gw_check_passed++ : gw_check_failed++;
         gw_gemini_reply_free(&r);
         free(buf);
