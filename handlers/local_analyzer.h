@@ -36,10 +36,6 @@ typedef struct st_gw_local_input_t {
  * The same input always gives the same output. The caller still runs gw_result_validate (handlers/result.h) on it. */
 json_t *gw_local_analyze(const gw_local_input_t *in, char *err, size_t errlen);
 
-/* True for English (and a few common other-language) function words the analyzer never treats as terms; word is
- * compared case-insensitively. */
-bool gw_local_is_stopword(const char *word);
-
 /* ffmpeg -nostdin -hide_banner -v info -i PATH -an -sn -dn -vf select='gt(scene,THRESHOLD)',showinfo -f null -
  * threshold NULL = GW_LOCAL_SCENE_THRESHOLD. Free with gw_argv_free (handlers/ytdlp.h). */
 char **gw_local_argv_scenes(const char *ffmpeg_path, const char *path, const char *threshold);

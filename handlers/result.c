@@ -82,6 +82,12 @@ void gw_format_timestamp(int seconds, char *out, size_t len)
 const char *const gw_result_visual_types[] = {"Chart",   "Slide",  "Diagram", "Code",  "Text", "Demo",
                                               "Product", "Person", "Scene",   "Other", NULL};
 
+/* True when s[0..n) spells word, ignoring ASCII case. */
+static bool spells(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && strncasecmp(s, word, n) == 0;
+}
+
 const char *gw_result_visual_type(const char *s)
 {
     if (s == NULL)
@@ -90,14 +96,12 @@ const char *gw_result_visual_type(const char *s)
     while (b > a && isspace((unsigned char)s[b - 1]))
         b--;
     for (size_t i = 0; gw_result_visual_types[i] != NULL; i++)
-        if (strlen(gw_result_visual_types[i]) == b - a && strncasecmp(s + a, gw_result_visual_types[i], b - a) == 0)
+        if (spells(s + a, b - a, gw_result_visual_types[i]))
             return gw_result_visual_types[i];
-    if (strlen(GW_RESULT_TYPE_SCENE_CHANGE) == b - a && strncasecmp(s + a, GW_RESULT_TYPE_SCENE_CHANGE, b - a) == 0)
-        return GW_RESULT_TYPE_SCENE_CHANGE;
-    return NULL;
+    return spells(s + a, b - a, GW_RESULT_TYPE_SCENE_CHANGE) ? GW_RESULT_TYPE_SCENE_CHANGE : NULL;
 }
 
-/* ---- validation -------------------------------------------------------------------- */
+/* ---- validation --------------------------------------------------------------------------- */
 
 typedef struct st_gw_repairs_t {
     unsigned count;
