@@ -110,6 +110,13 @@ static void test_request_deep_and_parts(void)
     json_t *props = json_object_get(json_object_get(gc, "responseSchema"), "properties");
     json_t *va = json_object_get(props, "visualAudit");
     CHECK(va != NULL);
+    /* The model is offered exactly the contract's type list (handlers/result.h), Product included. */
+    const char *types = json_string_value(
+        json_object_get(json_object_get(json_object_get(json_object_get(va, "items"), "properties"), "type"), "description"));
+    CHECK(types != NULL && strstr(types, "Chart, Slide, Diagram, Code, Text, Demo, Product, Person, Scene or Other") != NULL);
+    const char *si = json_string_value(
+        json_object_get(json_array_get(json_object_get(json_object_get(req, "systemInstruction"), "parts"), 0), "text"));
+    CHECK(si != NULL && strstr(si, "Demo, Product, Person") != NULL);
     CHECK_STR(json_string_value(json_object_get(json_object_get(va, "items"), "type")), "OBJECT");
     json_t *parts = json_object_get(json_array_get(json_object_get(req, "contents"), 0), "parts");
     CHECK_INT(json_array_size(parts), 2);
