@@ -1,7 +1,7 @@
 #include "handlers/cli.h"
 #include "handlers/api.h"
 #include "handlers/app.h"
-#include "handlers/ytdlp.h"
+#include "handlers/url.h"
 #include "reactor/log.h"
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -88,7 +88,7 @@ static int check_url(gw_settings_t *cfg, const char *cmd, const char *url)
     char id[16];
     char *canonical = NULL;
     const char *code = NULL, *msg = NULL;
-    if (gw_ytdlp_normalize_url(url, cfg->allowed_video_hosts, id, &canonical, &code, &msg) != 0) {
+    if (gw_url_normalize(url, cfg->allowed_video_hosts, id, &canonical, &code, &msg) != 0) {
         fprintf(stderr, "glint-worker %s: %s (%s)\n", cmd, msg ? msg : "not a video URL we can analyse",
                 code ? code : "invalid_url");
         return -1;

@@ -18,8 +18,11 @@
 #include "handlers/metrics.h"
 #include "handlers/pipeline_local.h"
 #include "handlers/remote.h"
+#include "handlers/result.h"
 #include "handlers/upload.h"
+#include "handlers/url.h"
 #include "handlers/ytdlp.h"
+#include "reactor/backoff.h"
 #include "reactor/log.h"
 #include "reactor/proc.h"
 #include <limits.h>
@@ -1070,7 +1073,7 @@ static void start(gw_job_t *job, void *ctx)
         return; /* a local file: handlers/pipeline_local.c */
     run_t *run = new_run(job, app);
     const char *code = NULL, *msg = NULL;
-    if (gw_ytdlp_normalize_url(job->video_url, app->cfg->allowed_video_hosts, run->video_id, &run->url, &code, &msg) != 0) {
+    if (gw_url_normalize(job->video_url, app->cfg->allowed_video_hosts, run->video_id, &run->url, &code, &msg) != 0) {
         fail(run, code ? code : "invalid_url", msg ? msg : "This is not a video URL we can analyse", false, 0);
         return;
     }

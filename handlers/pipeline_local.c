@@ -2,10 +2,10 @@
  * (deep, local analyzer) -> local analysis or hand-off to the Gemini stage. Each wait is a subprocess callback. */
 #define _GNU_SOURCE /* nftw */
 #include "handlers/pipeline_local.h"
-#include "handlers/gemini.h"
 #include "handlers/local_analyzer.h"
 #include "handlers/localmedia.h"
 #include "handlers/metrics.h"
+#include "handlers/result.h"
 #include "handlers/ytdlp.h"
 #include "reactor/log.h"
 #include "reactor/proc.h"
