@@ -58,10 +58,11 @@ static int apply_all(PGconn *c, int *applied, char *err, size_t errlen)
     if (!exec_ok(c, "BEGIN", 0, NULL, err, errlen))
         return -1;
     int n = 0;
-    bool ok = exec_ok(c, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ")", 0, NULL, err, errlen) &&
-              exec_ok(c,
-                      "CREATE TABLE IF NOT EXISTS glint_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-                      0, NULL, err, errlen);
+    bool ok =
+        exec_ok(c, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ")", 0, NULL, err, errlen) &&
+        exec_ok(
+            c, "CREATE TABLE IF NOT EXISTS glint_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            0, NULL, err, errlen);
     for (const gw_embedded_t *m = gw_migrations; ok && m->name != NULL; m++) {
         int r = apply_one(c, m, err, errlen);
         ok = r >= 0;
