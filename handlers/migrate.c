@@ -1,6 +1,5 @@
 #include "handlers/migrate.h"
 #include "reactor/embed.h"
-#include "reactor/log.h"
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -89,8 +88,6 @@ int gw_migrate(const char *conninfo, int *applied, char *err, size_t errlen)
     }
     PQclear(PQexec(c, "SET client_min_messages = warning"));
     int rc = apply_all(c, applied, err, errlen);
-    if (rc == 0 && *applied > 0)
-        gw_info("%d migration(s) applied", *applied);
     PQfinish(c);
     return rc;
 }
