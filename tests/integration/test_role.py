@@ -67,6 +67,15 @@ try:
                 or (p == "UPDATE" and db.one("SELECT has_any_column_privilege(%s, %s, 'UPDATE')", WORKER_ROLE, t))}
         check(have == POLICY.get(t, set()), "%s: glint_worker has %s, policy %s" % (t, sorted(have), sorted(POLICY.get(t, []))))
 
+    # plain PostgreSQL too (sql/009): RLS on every table, a pinned search_path on every glint function
+    check(db.q("SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'"
+               " AND NOT relrowsecurity") == [], "row-level security on every table")
+    check(db.q("SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace AND proname LIKE 'glint%%'"
+               " AND NOT coalesce(proconfig::text LIKE '%%search_path=%%', false)") == [], "search_path pinned everywhere")
+    check(not db.one("SELECT bool_or(has_function_privilege('public', oid, 'EXECUTE')) FROM pg_proc"
+                     " WHERE pronamespace = current_schema()::regnamespace AND proname LIKE 'glint%%'"),
+          "no glint function executable by PUBLIC")
+
     # functions: the worker's are SECURITY DEFINER with a pinned search_path and not executable by PUBLIC
     for name, definer, config, public in db.q(
             "SELECT p.proname, p.prosecdef, p.proconfig, has_function_privilege('public', p.oid, 'EXECUTE')"
