@@ -172,8 +172,9 @@ static void claim(gw_queue_t *q, claim_reason_t reason)
     unsigned free_slots = q->max_jobs > q->njobs ? q->max_jobs - (unsigned)q->njobs : 0;
     if (free_slots == 0)
         return;
-    /* One prepared statement per batch size (a literal limit): the claim's plan inside glint_claim_jobs (sql/009) is
-     * then made for that value rather than a generic LIMIT. */
+    /* The claim itself is glint_claim_jobs (sql/009, SECURITY DEFINER: the worker may not UPDATE the table). Its
+     * plpgsql plan cache plans the inner UPDATE with the batch size as a value (custom plans) unless a generic plan is
+     * estimated no dearer; one prepared statement per batch size keeps the outer call's plan trivial. */
     char name[32], sql[128], lease[16];
     snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
     snprintf(sql, sizeof(sql), "SELECT * FROM glint_claim_jobs($1, $2::int, %u)", free_slots);
