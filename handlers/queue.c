@@ -172,19 +172,12 @@ static void claim(gw_queue_t *q, claim_reason_t reason)
     unsigned free_slots = q->max_jobs > q->njobs ? q->max_jobs - (unsigned)q->njobs : 0;
     if (free_slots == 0)
         return;
-    /* One prepared statement per batch size: a generic plan for LIMIT $n is markedly slower. = ANY(ARRAY(…)) rather
-     * than a join: the join is planned as a hash join over a sequential scan of the whole table (45 ms per batch at
-     * 50,000 rows against 6 ms). */
-    char name[32], sql[1024], lease[16];
+    /* The claim itself is glint_claim_jobs (sql/009, SECURITY DEFINER: the worker may not UPDATE the table). Its
+     * plpgsql plan cache plans the inner UPDATE with the batch size as a value (custom plans) unless a generic plan is
+     * estimated no dearer; one prepared statement per batch size keeps the outer call's plan trivial. */
+    char name[32], sql[128], lease[16];
     snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
-    snprintf(sql, sizeof(sql),
-             "UPDATE analysis_jobs j SET status = 'PROCESSING', locked_by = $1, attempts = j.attempts + 1,"
-             " started_at = clock_timestamp(), lease_expires_at = clock_timestamp() + make_interval(secs => $2::int),"
-             " stage = 'claimed', updated_at = clock_timestamp()"
-             " WHERE j.id = ANY(ARRAY(SELECT id FROM analysis_jobs WHERE status = 'PENDING' AND run_after <= now()"
-             " ORDER BY run_after LIMIT %u FOR UPDATE SKIP LOCKED))"
-             " RETURNING j.id, j.user_id, j.video_url, j.mode, j.attempts, j.max_attempts, j.credits_charged",
-             free_slots);
+    snprintf(sql, sizeof(sql), "SELECT * FROM glint_claim_jobs($1, $2::int, %u)", free_slots);
     snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
     const char *params[] = {q->worker_id, lease};
     q->claiming = true;
@@ -470,10 +463,7 @@ void gw_job_set_stage(gw_job_t *job, const char *stage)
     gw_log_event(GW_LOG_DEBUG, job->id, stage, -1, "stage %s", stage);
     if (q->pg == NULL)
         return;
-    gw_pg_query(q->pg, "gw_stage",
-                "UPDATE analysis_jobs SET stage = $2, updated_at = clock_timestamp()"
-                " WHERE id = $1 AND status = 'PROCESSING' AND locked_by = $3",
-                3, params, 0, NULL, NULL);
+    gw_pg_query(q->pg, "gw_stage", "SELECT glint_set_stage($1, $3, $2)", 3, params, 0, NULL, NULL);
 }
 
 int64_t gw_job_retry_delay_ms(const gw_job_t *job, int64_t floor_ms)
@@ -535,10 +525,7 @@ static void heartbeat(gw_queue_t *q)
     const char *params[] = {ids, q->worker_id, lease};
     q->heartbeat_inflight = true;
     q->heartbeat_sent_at = uv_now(q->loop);
-    gw_pg_query(q->pg, "gw_heartbeat",
-                "UPDATE analysis_jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::int)"
-                " WHERE id = ANY($1::uuid[]) AND status = 'PROCESSING' AND locked_by = $2 RETURNING id",
-                3, params, 0, on_heartbeat, q);
+    gw_pg_query(q->pg, "gw_heartbeat", "SELECT glint_heartbeat($1::uuid[], $2, $3::int)", 3, params, 0, on_heartbeat, q);
     free(ids);
 }
 
@@ -684,11 +671,7 @@ void gw_queue_release_all(gw_queue_t *q)
         const char *params[] = {ids, q->worker_id};
         q->writes_inflight++;
         /* back to PENDING without counting the attempt; the requeue trigger wakes another worker */
-        gw_pg_query(q->pg, "gw_release",
-                    "UPDATE analysis_jobs SET status = 'PENDING', attempts = greatest(attempts - 1, 0), locked_by = NULL,"
-                    " lease_expires_at = NULL, run_after = clock_timestamp(), stage = 'released', updated_at = clock_timestamp()"
-                    " WHERE id = ANY($1::uuid[]) AND status = 'PROCESSING' AND locked_by = $2 RETURNING id",
-                    2, params, GW_PG_RETRY, on_released, q);
+        gw_pg_query(q->pg, "gw_release", "SELECT glint_release_jobs($1::uuid[], $2)", 2, params, GW_PG_RETRY, on_released, q);
     }
     free(ids);
     for (gw_job_t *j = q->jobs, *next; j != NULL; j = next) {
