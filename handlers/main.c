@@ -2,6 +2,7 @@
 #include "handlers/api.h"
 #include "handlers/app.h"
 #include "handlers/cli.h"
+#include "handlers/errors.h"
 #include "handlers/migrate.h"
 #include "reactor/log.h"
 #include <signal.h>
@@ -33,7 +34,7 @@ static void usage(FILE *out)
                  "       glint-worker status ID [--json]       a job's status, stage, error and result\n"
                  "       glint-worker analyze URL [--mode standard|deep]\n"
                  "                                             run the pipeline once without a database; prints the result\n"
-                 "       glint-worker --version | --help | --config-markdown\n\n");
+                 "       glint-worker --version | --help | --config-markdown | --errors-markdown\n\n");
     gw_config_print_help(out);
 }
 
@@ -243,6 +244,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "--config-markdown") == 0) { /* the README's configuration table */
         gw_config_print_markdown(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--errors-markdown") == 0) { /* docs/errors.md */
+        gw_errors_print_markdown(stdout);
         return 0;
     }
     if (strcmp(cmd, "--version") == 0) {
