@@ -48,7 +48,6 @@ static const gw_error_t catalogue[] = {
     /* the worker itself */
     {"scratch_unavailable", JOB, TRANSIENT, OPERATOR, "The worker had no usable scratch space for this job."},
     {"media_dir_unavailable", JOB, TRANSIENT, OPERATOR, "The worker's media directory was not available."},
-    {"analyzer_unavailable", JOB, PERMANENT, OPERATOR, "This worker cannot send local files to the analysis service."},
     {"job_lost", JOB, PERMANENT, OPERATOR, "The job was no longer held by this worker."},
     {"worker_lost", JOB, TRANSIENT, OPERATOR, "The worker processing this job stopped responding."},
     {"database_unavailable", BOTH, TRANSIENT, OPERATOR, "The worker could not reach its database."},
@@ -87,7 +86,7 @@ static const gw_error_t catalogue[] = {
     {"payload_too_large", API, PERMANENT, USER, "The request body is too large."},
     {"expectation_failed", API, PERMANENT, USER, "The Expect header is not supported."},
     {"unavailable", API, TRANSIENT, OPERATOR, "The worker cannot serve this right now."},
-    {"internal_error", API, TRANSIENT, OPERATOR, "The worker failed unexpectedly."},
+    {"internal_error", BOTH, TRANSIENT, OPERATOR, "The worker failed unexpectedly."},
 };
 
 const gw_error_t *gw_errors_all(size_t *n)
