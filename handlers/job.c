@@ -47,6 +47,20 @@ const char *gw_run_state_name(gw_run_state_t s)
 
 static void conclude(gw_run_t *run, gw_outcome_t o);
 
+bool gw_run_strict(void)
+{
+#ifndef NDEBUG
+    return true;
+#else
+    static int strict = -1;
+    if (strict < 0) {
+        const char *e = getenv("GW_STRICT_STATES");
+        strict = e != NULL && *e != '\0' && strcmp(e, "0") != 0;
+    }
+    return strict == 1;
+#endif
+}
+
 bool gw_run_set_state(gw_run_t *run, gw_run_state_t to)
 {
     if (gw_run_transition_legal(run->state, to)) {
@@ -55,15 +69,13 @@ bool gw_run_set_state(gw_run_t *run, gw_run_state_t to)
     }
     gw_job_log(GW_LOG_ERROR, run->job->id, "impossible job state transition %s -> %s", gw_run_state_name(run->state),
                gw_run_state_name(to));
-#ifndef NDEBUG
-    abort();
-#else
+    if (gw_run_strict())
+        abort();
     snprintf(run->code, sizeof(run->code), "internal_error");
     snprintf(run->message, sizeof(run->message), "The worker failed unexpectedly.");
     run->retry_ms = gw_job_retry_delay_ms(run->job, 0);
     conclude(run, GW_OUT_FAIL); /* whatever the caller starts next is awaited and dropped by the cleanup */
     return false;
-#endif
 }
 
 /* ---- bookkeeping ---- */
@@ -165,9 +177,8 @@ void gw_run_fail(gw_run_t *run, const char *code, const char *message, bool tran
 {
     if (gw_error_find(code) == NULL) {
         gw_job_log(GW_LOG_ERROR, run->job->id, "error code \"%s\" is not in the catalogue (handlers/errors.c)", code);
-#ifndef NDEBUG
-        abort();
-#endif
+        if (gw_run_strict())
+            abort();
     }
     snprintf(run->code, sizeof(run->code), "%s", code);
     snprintf(run->message, sizeof(run->message), "%s", message);

@@ -124,8 +124,11 @@ struct st_gw_run_t {
 /* True when the declared table allows from -> to. */
 bool gw_run_transition_legal(gw_run_state_t from, gw_run_state_t to);
 const char *gw_run_state_name(gw_run_state_t s);
-/* The one place the state changes. An illegal transition is logged; debug builds abort, release builds refuse it and
- * return false (the caller stops; the job then fails as "internal_error" through CLEANUP). */
+/* Strict: an impossible transition or an error code missing from the catalogue aborts the process. Debug builds always;
+ * release builds when GW_STRICT_STATES is set (the integration tests set it). */
+bool gw_run_strict(void);
+/* The one place the state changes. An illegal transition is logged; strict, it aborts; otherwise it is refused and
+ * returns false (the caller stops; the job then fails as "internal_error" through CLEANUP). */
 bool gw_run_set_state(gw_run_t *run, gw_run_state_t to);
 
 /* Outcomes: each stops what is in flight (CLEANUP) and reports once everything is back. code must be in the catalogue

@@ -26,6 +26,10 @@ subprocess.run([os.path.join(SRC, "pg_harness.sh"), "start", state], check=True)
 from harness import Database, Worker, migrate, pct, wait_for  # noqa: E402
 
 JOBS = int(os.environ.get("BENCH_JOBS", "5"))
+# On a shared machine the scheduler, not the loop, decides the tail: as root, the bench, PostgreSQL and the worker run
+# at a higher priority (BENCH_NICE=0 turns that off). The idle baseline shows what is left of the noise.
+if os.geteuid() == 0 and os.environ.get("BENCH_NICE", "-15") != "0":
+    os.nice(int(os.environ.get("BENCH_NICE", "-15")))
 CUES = 20000
 WORDS = ("market growth revenue customers platform analysis quarter strategy product engineering latency database "
          "worker transcript summary chapter keyword pipeline budget forecast team").split()
@@ -84,7 +88,7 @@ try:
         jid = db.one("INSERT INTO analysis_jobs (user_id, video_url) VALUES (gen_random_uuid(), %s)"
                      " RETURNING id", os.path.join(media, "long.mp4"))
         st = wait_for(lambda: db.one("SELECT status FROM analysis_jobs WHERE id = %s AND status IN ('COMPLETED','FAILED')",
-                                     jid), 120, 0.005)
+                                     jid), 120, 0.05)
         per_job.append(time.perf_counter() - t0)
         done += st == "COMPLETED"
         analyze = db.one("SELECT timings->>'analyze' FROM analysis_results WHERE job_id = %s", jid)
