@@ -56,28 +56,58 @@ void gw_source_remote_download(gw_run_t *run)
 
 /* ---- metadata + subtitles ---- */
 
-/* Metadata and the subtitle choice from one parse of yt-dlp's -J answer. */
-static int read_fetch(gw_run_t *run, const char *out, size_t len, const char **code, const char **msg)
+/* yt-dlp's -J answer (megabytes for long videos) and the subtitle file it wrote are parsed on the thread pool. The work
+ * touches only this struct; the run moves the results in afterwards. */
+typedef struct st_fetch_parse_t {
+    char *out; /* a copy: the process result is gone once its callback returns */
+    size_t len;
+    char scratch[PATH_MAX];
+    char **langs;
+    gw_video_meta_t meta;
+    gw_transcript_t tr;
+    int rc; /* -1 metadata unreadable, -2 a video we refuse, 0 transcript loaded, 1 none */
+    const char *code, *msg;
+} fetch_parse_t;
+
+static void fetch_parse_free(void *arg)
 {
-    json_t *root = json_loadb(out, len, 0, NULL);
-    int rc = -1;
-    if (gw_ytdlp_meta_from_json(root, &run->meta, code) != 0) {
-        *msg = NULL;
-    } else if (gw_ytdlp_check_meta(&run->meta, code, msg) != 0) {
-        rc = -2;
-    } else {
-        char **langs = gw_run_split_langs(run->app->cfg->transcript_langs);
-        rc = gw_ytdlp_load_transcript_json(run->scratch, &run->meta, (const char *const *)langs, root, &run->tr, code) == 0 ? 0 : 1;
-        gw_run_free_langs(langs);
-    }
-    json_decref(root);
-    return rc;
+    fetch_parse_t *f = arg;
+    gw_video_meta_free(&f->meta);
+    gw_transcript_free(&f->tr);
+    gw_run_free_langs(f->langs);
+    free(f->out);
+    free(f);
 }
 
-static void after_fetch(gw_run_t *run, const char *out, size_t len)
+/* Metadata and the subtitle choice from one parse of the -J answer. */
+static void fetch_parse(void *arg)
 {
-    const char *code = NULL, *msg = NULL;
-    int rc = read_fetch(run, out, len, &code, &msg);
+    fetch_parse_t *f = arg;
+    json_t *root = json_loadb(f->out, f->len, 0, NULL);
+    f->rc = -1;
+    if (gw_ytdlp_meta_from_json(root, &f->meta, &f->code) != 0) {
+        f->msg = NULL;
+    } else if (gw_ytdlp_check_meta(&f->meta, &f->code, &f->msg) != 0) {
+        f->rc = -2;
+    } else {
+        f->rc =
+            gw_ytdlp_load_transcript_json(f->scratch, &f->meta, (const char *const *)f->langs, root, &f->tr, &f->code) == 0 ? 0 : 1;
+    }
+    json_decref(root);
+}
+
+static void after_fetch(gw_run_t *run, void *arg)
+{
+    fetch_parse_t *f = arg;
+    const char *code = f->code, *msg = f->msg;
+    int rc = f->rc;
+    gw_video_meta_free(&run->meta);
+    gw_transcript_free(&run->tr);
+    run->meta = f->meta;
+    run->tr = f->tr;
+    memset(&f->meta, 0, sizeof(f->meta));
+    memset(&f->tr, 0, sizeof(f->tr));
+    fetch_parse_free(f);
     if (rc == -1) {
         gw_run_fail(run, code ? code : "bad_metadata", "yt-dlp returned metadata we could not read", true, 0);
         return;
@@ -125,7 +155,14 @@ static void on_ytdlp(gw_run_t *run, const gw_proc_result_t *r)
     } else if (r->out_truncated) {
         gw_run_fail(run, "bad_metadata", "yt-dlp printed more metadata than we accept", false, 0);
     } else {
-        after_fetch(run, r->out ? r->out : "", r->out ? r->out_len : 0);
+        fetch_parse_t *f = calloc(1, sizeof(*f));
+        if (f == NULL || (f->out = malloc(r->out_len + 1)) == NULL)
+            abort();
+        memcpy(f->out, r->out ? r->out : "", r->out ? r->out_len : 0);
+        f->len = r->out ? r->out_len : 0;
+        snprintf(f->scratch, sizeof(f->scratch), "%s", run->scratch);
+        f->langs = gw_run_split_langs(run->app->cfg->transcript_langs);
+        gw_run_offload(run, fetch_parse, f, after_fetch, fetch_parse_free);
     }
 }
 
