@@ -316,9 +316,12 @@ static void on_offloaded(void *arg, bool cancelled, void *data)
     offload_t *o = data;
     gw_run_t *run = o->run;
     run->work = NULL;
-    if (cancelled || run->state == GW_RUN_CLEANUP) {
+    if (run->state == GW_RUN_CLEANUP) {
         o->free_arg(arg);
         settle(run);
+    } else if (cancelled) { /* only cleanup cancels: the pool refused the work */
+        o->free_arg(arg);
+        gw_run_fail(run, "internal_error", "The worker could not schedule the work for this job", true, 0);
     } else {
         o->next(run, arg);
     }

@@ -9,9 +9,9 @@
  *          -> [SCENES] (local analyzer, deep) | [UPLOAD] (Gemini with a file) -> ANALYZE -> CLEANUP -> DONE
  *
  * Every state change goes through gw_run_set_state, which checks it against one declared table: an impossible
- * transition is logged and, in debug builds, aborts (release builds refuse it and fail the job). Every outcome goes
- * through CLEANUP: subprocesses, transfers, queries and thread-pool work are stopped or awaited, the remote file is
- * deleted, the scratch directory removed, and only then the outcome is reported.
+ * transition is logged and, strict (debug builds, or GW_STRICT_STATES set), aborts; otherwise it is refused and the job
+ * fails. Every outcome goes through CLEANUP: subprocesses, transfers, queries and thread-pool work are stopped or awaited,
+ * the remote file is deleted, the scratch directory removed, and only then the outcome is reported.
  *
  * This header is the interface between job.c and its stage files; the daemon sees only gw_pipeline_init (app.h). */
 #include "handlers/app.h"
@@ -132,7 +132,7 @@ bool gw_run_strict(void);
 bool gw_run_set_state(gw_run_t *run, gw_run_state_t to);
 
 /* Outcomes: each stops what is in flight (CLEANUP) and reports once everything is back. code must be in the catalogue
- * (handlers/errors.c): debug builds abort on an unknown one. */
+ * (handlers/errors.c): strict (gw_run_strict), an unknown one aborts. */
 void gw_run_fail(gw_run_t *run, const char *code, const char *message, bool transient, int64_t floor_ms);
 void gw_run_complete(gw_run_t *run, json_t *result); /* takes the reference */
 
