@@ -71,6 +71,40 @@ static void analyze_locally(gw_run_t *run)
     gw_run_offload(run, local_work, l, on_local_done, local_free);
 }
 
+/* ffmpeg's showinfo lines (one per detected change; megabytes for a long video) are parsed on the thread pool. */
+typedef struct st_scenes_parse_t {
+    char *text;
+    double *times;
+    size_t n;
+} scenes_parse_t;
+
+static void scenes_free(void *arg)
+{
+    scenes_parse_t *p = arg;
+    free(p->text);
+    free(p->times);
+    free(p);
+}
+
+static void scenes_parse(void *arg)
+{
+    scenes_parse_t *p = arg;
+    p->n = gw_local_parse_scenes(p->text, &p->times);
+}
+
+static void on_scenes_parsed(gw_run_t *run, void *arg)
+{
+    scenes_parse_t *p = arg;
+    free(run->scenes);
+    run->scenes = p->times;
+    run->nscenes = p->n;
+    p->times = NULL;
+    scenes_free(p);
+    json_object_set_new(run->timings, "scene_changes", json_integer((json_int_t)run->nscenes));
+    gw_run_stage_end(run, "scenes");
+    gw_analyze_begin(run);
+}
+
 static void on_scenes(gw_run_t *run, const gw_proc_result_t *r)
 {
     if (r->spawn_error != 0 || r->timed_out || r->term_signal != 0 || r->exit_status != 0) {
@@ -78,12 +112,16 @@ static void on_scenes(gw_run_t *run, const gw_proc_result_t *r)
         gw_job_log(GW_LOG_WARN, run->job->id, "scene detection failed (exit %lld%s): visual audit left empty",
                    (long long)r->exit_status, r->timed_out ? ", timed out" : "");
         json_object_set_new(run->timings, "scenes_error", json_string(r->timed_out ? "timeout" : "ffmpeg_failed"));
-    } else {
-        run->nscenes = gw_local_parse_scenes(r->err, &run->scenes);
-        json_object_set_new(run->timings, "scene_changes", json_integer((json_int_t)run->nscenes));
+        gw_run_stage_end(run, "scenes");
+        gw_analyze_begin(run);
+        return;
     }
-    gw_run_stage_end(run, "scenes");
-    gw_analyze_begin(run);
+    scenes_parse_t *p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->text = malloc(r->err_len + 1)) == NULL)
+        abort();
+    memcpy(p->text, r->err ? r->err : "", r->err ? r->err_len : 0);
+    p->text[r->err ? r->err_len : 0] = '\0';
+    gw_run_offload(run, scenes_parse, p, on_scenes_parsed, scenes_free);
 }
 
 static void detect_scenes(gw_run_t *run)
