@@ -5,6 +5,8 @@
 #include "handlers/local_analyzer.h"
 #include "handlers/metrics.h"
 #include "handlers/remote.h"
+#include "handlers/result.h"
+#include "reactor/backoff.h"
 #include "reactor/log.h"
 #include <math.h>
 #include <stdio.h>
@@ -180,7 +182,7 @@ static void on_uploaded(const gw_upload_result_t *r, void *data)
 
 static void begin_upload(gw_run_t *run)
 {
-    gw_config_t *cfg = run->app->cfg;
+    gw_settings_t *cfg = run->app->cfg;
     gw_upload_opts_t o = {cfg->gemini_base_url,
                           cfg->gemini_api_key,
                           run->media_path,
@@ -231,7 +233,7 @@ static const char *model_for(const gw_run_t *run)
     return run->job->deep ? run->app->cfg->gemini_pro_model : run->app->cfg->gemini_flash_model;
 }
 
-static const char *media_resolution(const gw_config_t *cfg)
+static const char *media_resolution(const gw_settings_t *cfg)
 {
     static const char *const names[][2] = {
         {"low", "MEDIA_RESOLUTION_LOW"}, {"medium", "MEDIA_RESOLUTION_MEDIUM"}, {"high", "MEDIA_RESOLUTION_HIGH"}};
@@ -255,7 +257,7 @@ static void segments_between(const gw_transcript_t *t, double t0, double t1, siz
 
 static json_t *build_body(gw_run_t *run)
 {
-    gw_config_t *cfg = run->app->cfg;
+    gw_settings_t *cfg = run->app->cfg;
     gw_gemini_opts_t o;
     gw_gemini_opts_init(&o, run->job->deep);
     o.thinking_level = cfg->thinking_level;
@@ -285,7 +287,7 @@ static json_t *build_body(gw_run_t *run)
  * chunks as in standard mode. */
 static void plan(gw_run_t *run)
 {
-    gw_config_t *cfg = run->app->cfg;
+    gw_settings_t *cfg = run->app->cfg;
     double seg = (double)cfg->deep_segment_seconds;
     run->clip_len = 0;
     if (run->job->deep && (run->file_uri != NULL || run->youtube_source) && run->meta.duration > seg) {
@@ -456,7 +458,7 @@ static void on_gemini(gw_fetch_t *req, void *data)
 
 static void call_gemini(gw_run_t *run)
 {
-    gw_config_t *cfg = run->app->cfg;
+    gw_settings_t *cfg = run->app->cfg;
     json_t *body = build_body(run);
     char *text = json_dumps(body, JSON_COMPACT);
     char *url = gw_gemini_generate_url(cfg->gemini_base_url, model_for(run));

@@ -2,7 +2,7 @@
 #define GW_APP_H
 /* What the daemon's parts share: the loop and its I/O sources, configuration and the queue. */
 #include "handlers/queue.h"
-#include "reactor/config.h"
+#include "handlers/settings.h"
 #include "reactor/fetch.h"
 #include "reactor/pg.h"
 #include "reactor/server.h"
@@ -10,7 +10,7 @@
 
 typedef struct st_gw_app_t {
     uv_loop_t *loop;
-    gw_config_t *cfg;
+    gw_settings_t *cfg;
     gw_pg_t *pg;
     gw_queue_t *queue;
     gw_server_t *server;

@@ -7,6 +7,8 @@
 #include "handlers/media.h"
 #include "handlers/metrics.h"
 #include "handlers/remote.h"
+#include "handlers/result.h"
+#include "handlers/url.h"
 #include "handlers/ytdlp.h"
 #include "reactor/log.h"
 #include <stdio.h>
@@ -209,7 +211,7 @@ static void report(gw_run_t *run)
     run->scratch[0] = '\0';
     if (run->outcome == GW_OUT_COMPLETE) {
         json_t *result = run->result, *timings = run->timings;
-        gw_config_t *cfg = run->app->cfg;
+        gw_settings_t *cfg = run->app->cfg;
         run->result = run->timings = NULL;
         gw_job_complete(run->job, result,
                         run->model_version[0] ? run->model_version
@@ -255,7 +257,7 @@ static void settle(gw_run_t *run)
     if (run->state != GW_RUN_CLEANUP || in_flight(run))
         return;
     if (run->file_name != NULL) {
-        gw_config_t *cfg = run->app->cfg;
+        gw_settings_t *cfg = run->app->cfg;
         run->req =
             gw_files_delete(run->app->fetcher, cfg->gemini_base_url, cfg->gemini_api_key, run->file_name, on_remote_deleted, run);
         if (run->req != NULL)
@@ -365,7 +367,7 @@ static bool make_scratch(gw_run_t *run)
     return false;
 }
 
-static bool gemini_missing(const gw_config_t *cfg)
+static bool gemini_missing(const gw_settings_t *cfg)
 {
     return cfg->gemini_api_key == NULL || *cfg->gemini_api_key == '\0';
 }
@@ -387,8 +389,7 @@ static bool intake(gw_run_t *run)
             return false;
     } else {
         const char *code = NULL, *msg = NULL;
-        if (gw_ytdlp_normalize_url(run->job->video_url, app->cfg->allowed_video_hosts, run->video_id, &run->url, &code, &msg) !=
-            0) {
+        if (gw_url_normalize(run->job->video_url, app->cfg->allowed_video_hosts, run->video_id, &run->url, &code, &msg) != 0) {
             gw_run_fail(run, code ? code : "invalid_url", msg ? msg : "This is not a video URL we can analyse", false, 0);
             return false;
         }

@@ -177,7 +177,7 @@ static void on_probe(gw_run_t *run, const gw_proc_result_t *r)
 
 bool gw_source_local_intake(gw_run_t *run)
 {
-    gw_config_t *cfg = run->app->cfg;
+    gw_settings_t *cfg = run->app->cfg;
     const char *code = NULL, *msg = NULL;
     if (gw_localmedia_resolve(run->job->video_url, cfg->local_media_dir, &run->path, &code, &msg) != 0 ||
         realpath(cfg->local_media_dir, run->root) == NULL) {

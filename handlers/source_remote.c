@@ -44,7 +44,7 @@ static void on_download(gw_run_t *run, const gw_proc_result_t *r)
 
 void gw_source_remote_download(gw_run_t *run)
 {
-    gw_config_t *cfg = run->app->cfg;
+    gw_settings_t *cfg = run->app->cfg;
     char *vformat = run->media == GW_MEDIA_VIDEO ? gw_ytdlp_video_format(cfg->deep_max_height) : NULL;
     char **argv = gw_ytdlp_argv_media(cfg->ytdlp_path, run->url, run->scratch, run->media == GW_MEDIA_AUDIO ? "audio-src" : "video",
                                       vformat ? vformat : GW_YTDLP_AUDIO_FORMAT, (uint64_t)cfg->download_max_bytes,
@@ -168,7 +168,7 @@ static void on_ytdlp(gw_run_t *run, const gw_proc_result_t *r)
 
 void gw_source_remote_start(gw_run_t *run)
 {
-    gw_config_t *cfg = run->app->cfg;
+    gw_settings_t *cfg = run->app->cfg;
     /* TRANSCRIPT_LANGS must reach yt-dlp too, or a non-English preference is never downloaded */
     char *sub_langs = NULL;
     if (cfg->transcript_langs != NULL && *cfg->transcript_langs != '\0') {
