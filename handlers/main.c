@@ -2,6 +2,7 @@
 #include "handlers/api.h"
 #include "handlers/app.h"
 #include "handlers/cli.h"
+#include "handlers/errors.h"
 #include "handlers/migrate.h"
 #include "handlers/settings.h"
 #include "reactor/log.h"
@@ -265,7 +266,7 @@ static void usage(FILE *out)
             fprintf(out, "%s%s\n%45s%s\n", lead, line, "", c->summary);
     }
     fprintf(out, "       %-38s%s\n", "glint-worker COMMAND --help", "a command's arguments and options");
-    fprintf(out, "       glint-worker --version | --help | --config-markdown\n\n");
+    fprintf(out, "       glint-worker --version | --help | --config-markdown | --errors-markdown\n\n");
     gw_settings_print_help(out);
 }
 
@@ -291,6 +292,7 @@ static const struct {
     {"-h", usage},
     {"--version", print_version},
     {"--config-markdown", gw_settings_print_markdown}, /* the documentation's configuration table */
+    {"--errors-markdown", gw_errors_print_markdown},   /* docs/errors.md */
 };
 
 /* 0 or 2 when argv[1] is a program option (printed, or refused), -1 when it is not one. */

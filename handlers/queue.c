@@ -1,4 +1,5 @@
 #include "handlers/queue.h"
+#include "handlers/errors.h"
 #include "reactor/log.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,6 +359,8 @@ static void report_failure(gw_job_t *job)
         return;
     const char *code = json_string_value(json_object_get(job->outcome, "code"));
     const char *message = json_string_value(json_object_get(job->outcome, "message"));
+    const gw_error_t *e = gw_error_find(code);
+    const char *fault = e == NULL ? NULL : e->operator_trouble ? "operator" : "user"; /* whose trouble: handlers/errors.c */
     char text[512], attempts[32];
     snprintf(text, sizeof(text), "job failed: %s: %s", code ? code : "?", message ? message : "");
     snprintf(attempts, sizeof(attempts), "%d/%d", job->attempts, job->max_attempts);
@@ -368,6 +371,7 @@ static void report_failure(gw_job_t *job)
                           "error_code", code,
                           "attempts",   attempts,
                           "worker_id",  q->worker_id,
+                          "fault",      fault,
                           NULL};
     gw_sentry_capture(q->sentry, "error", text, tags, code);
 }
@@ -418,6 +422,10 @@ void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t r
         return;
     }
     job->state = GW_JOB_FINISHING;
+    /* the last attempt of a transient failure must not promise a retry: the catalogue says what happened */
+    char final_msg[320];
+    message = gw_error_stored_message(code, message, retry_ms < 0 || job->attempts >= job->max_attempts, retry_ms >= 0,
+                                      job->attempts, final_msg, sizeof(final_msg));
     /* WARNING, not ERROR: a failed job is usually the video's fault; Sentry gets its own tagged event (on_failed) */
     gw_log_event(GW_LOG_WARN, job->id, job->stage[0] ? job->stage : NULL, -1, "%s: %s%s", code, message,
                  retry_ms >= 0 && job->attempts < job->max_attempts ? " (will retry)" : "");

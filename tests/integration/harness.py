@@ -137,6 +137,7 @@ def worker_env(db, **extra):
         "LEASE_SECONDS": "3",
         "POLL_INTERVAL_MS": "5000",
         "SHUTDOWN_GRACE_MS": "2000",
+        "GW_STRICT_STATES": "1",  # an impossible job state transition aborts the worker (handlers/job.c)
     })
     env.update({k: str(v) for k, v in extra.items()})
     for k in WORKER_TIMINGS:

@@ -108,6 +108,10 @@ try:
     for vid, code in (("bot_check00", "bot_check"), ("hang0000000", "ytdlp_timeout")):
         jid, row = run_job("https://youtu.be/" + vid, max_attempts=2, timeout=40)
         check(row == ("FAILED", code, 2) and refunds(jid) == 1, "%s -> retried then %s: %r" % (vid, code, row))
+        # the final failure says what happened, never that the job will be retried (docs/errors.md)
+        msg = db.one("SELECT error_message FROM analysis_jobs WHERE id = %s", jid)
+        check("retried" not in msg and msg.endswith("Gave up after 2 attempts."),
+              "final message for %s: %r" % (code, msg))
 
     # captions offered but not written (yt-dlp chose them in requested_subtitles, the download failed, yt-dlp only
     # warned): subtitles_unavailable, transient -> retried; the last attempt falls back to the audio track
