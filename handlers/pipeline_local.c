@@ -86,6 +86,8 @@ static gw_job_t *release(lrun_t *run)
 
 static void fail(lrun_t *run, const char *code, const char *message, bool transient)
 {
+    if (run->stage_started != 0 && json_object_get(run->timings, run->job->stage) == NULL)
+        gw_metrics_stage_failed(run->job->stage, (double)(uv_now(run->app->loop) - run->stage_started) / 1000.0);
     gw_job_t *job = release(run);
     gw_job_fail(job, code, message, transient ? gw_job_retry_delay_ms(job, 0) : -1);
 }

@@ -48,6 +48,9 @@ typedef struct st_gw_config_t {
     char *log_level;
     char *log_format;
     char *worker_id;
+    long http_max_connections;
+    long model_check_interval_ms;
+    long model_check_retry_ms;
 } gw_config_t;
 
 typedef enum en_gw_config_type_t {

@@ -729,7 +729,7 @@ int main(void)
     test_ct_equal();
 
     CHECK_INT(uv_loop_init(&loop), 0);
-    gw_server_opts_t opts = {"127.0.0.1", 0, MAX_BODY, 0};
+    gw_server_opts_t opts = {"127.0.0.1", 0, MAX_BODY, 0, 0};
     server = gw_server_create(&loop, &opts);
     CHECK(server != NULL);
     if (server == NULL)
@@ -737,7 +737,7 @@ int main(void)
     port = gw_server_port(server);
     CHECK(port > 0);
 
-    gw_server_opts_t busy = {"127.0.0.1", port, 0, 0}, bad = {"not-an-ip", 0, 0, 0};
+    gw_server_opts_t busy = {"127.0.0.1", port, 0, 0, 0}, bad = {"not-an-ip", 0, 0, 0, 0};
     CHECK(gw_server_create(&loop, &busy) == NULL);
     CHECK(gw_server_create(&loop, &bad) == NULL);
 
@@ -778,7 +778,7 @@ int main(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 
     CHECK_INT(uv_loop_init(&loop), 0);
-    gw_server_opts_t slow = {"127.0.0.1", 0, 0, 200};
+    gw_server_opts_t slow = {"127.0.0.1", 0, 0, 200, 0};
     CHECK((server = gw_server_create(&loop, &slow)) != NULL);
     if (server == NULL)
         return check_report();
