@@ -79,7 +79,7 @@ static void test_envelope(void)
     json_t *t = json_object_get(ev, "tags");
     CHECK_STR(json_string_value(json_object_get(t, "job_id")), "j-1");
     CHECK_STR(json_string_value(json_object_get(t, "error_code")), "private_video");
-    CHECK(json_object_get(t, "stage") == NULL); /* NULL values are skipped */
+    CHECK(json_object_get(t, "stage") == NULL);                        /* NULL values are skipped */
     CHECK_INT(json_array_size(json_object_get(ev, "fingerprint")), 1); /* the code alone: one issue per code */
     CHECK_STR(json_string_value(json_array_get(json_object_get(ev, "fingerprint"), 0)), "private_video");
     json_decref(h);
