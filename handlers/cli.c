@@ -1,7 +1,7 @@
 #include "handlers/cli.h"
 #include "handlers/api.h"
 #include "handlers/app.h"
-#include "handlers/ytdlp.h"
+#include "handlers/url.h"
 #include "reactor/log.h"
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -14,53 +14,81 @@
 #define DRAIN_POLL_MS 10
 #define DRAIN_MAX_MS 3000
 
-typedef struct st_cli_args_t {
-    const char *positional;
-    const char *mode, *user;
-    bool json;
-} cli_args_t;
-
-/* COMMAND ARG [--mode standard|deep] [--user UUID] [--json]; -1 (reason printed) when malformed. */
-static int parse_args(int argc, char **argv, cli_args_t *a)
+static bool is_help(const char *s)
 {
-    memset(a, 0, sizeof(*a));
-    a->mode = "standard";
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        if ((strcmp(s, "--mode") == 0 || strcmp(s, "--user") == 0) && i + 1 < argc) {
-            *(strcmp(s, "--mode") == 0 ? &a->mode : &a->user) = argv[++i];
-        } else if (strcmp(s, "--deep") == 0) {
-            a->mode = "deep";
-        } else if (strcmp(s, "--json") == 0) {
-            a->json = true;
-        } else if (s[0] == '-' && strcmp(s, "-") != 0) {
-            fprintf(stderr, "glint-worker %s: unknown or incomplete option \"%s\" (try --help)\n", argv[0], s);
-            return -1;
-        } else if (a->positional == NULL) {
-            a->positional = s;
-        } else {
-            fprintf(stderr, "glint-worker %s: unexpected argument \"%s\"\n", argv[0], s);
-            return -1;
-        }
-    }
-    if (a->positional == NULL) {
-        fprintf(stderr, "glint-worker %s: missing %s (try --help)\n", argv[0], strcmp(argv[0], "status") == 0 ? "job id" : "URL");
-        return -1;
-    }
-    if (strcmp(a->mode, "standard") != 0 && strcmp(a->mode, "deep") != 0) {
-        fprintf(stderr, "glint-worker %s: --mode must be standard or deep, not \"%s\"\n", argv[0], a->mode);
+    return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0;
+}
+
+/* One option at argv[*i]; -1 (reason printed) when the command does not take it or its value is missing. */
+static int parse_option(const gw_cli_command_t *cmd, int argc, char **argv, int *i, gw_cli_args_t *a)
+{
+    const char *s = argv[*i];
+    bool has_value = *i + 1 < argc;
+    if ((cmd->options & GW_CLI_OPT_MODE) && strcmp(s, "--mode") == 0 && has_value) {
+        a->mode = argv[++*i];
+    } else if ((cmd->options & GW_CLI_OPT_MODE) && strcmp(s, "--deep") == 0) {
+        a->mode = "deep";
+    } else if ((cmd->options & GW_CLI_OPT_USER) && strcmp(s, "--user") == 0 && has_value) {
+        a->user = argv[++*i];
+    } else if ((cmd->options & GW_CLI_OPT_JSON) && strcmp(s, "--json") == 0) {
+        a->json = true;
+    } else {
+        fprintf(stderr, "glint-worker %s: unknown or incomplete option \"%s\" (try glint-worker %s --help)\n", cmd->name, s,
+                cmd->name);
         return -1;
     }
     return 0;
 }
 
+int gw_cli_parse(const gw_cli_command_t *cmd, int argc, char **argv, gw_cli_args_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->mode = "standard";
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            gw_cli_print_usage(cmd, stdout);
+            return 1;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (s[0] == '-' && strcmp(s, "-") != 0) {
+            if (parse_option(cmd, argc, argv, &i, a) != 0)
+                return -1;
+        } else if (cmd->positional != NULL && a->positional == NULL) {
+            a->positional = s;
+        } else {
+            fprintf(stderr, "glint-worker %s: unexpected argument \"%s\" (try glint-worker %s --help)\n", cmd->name, s, cmd->name);
+            return -1;
+        }
+    }
+    if (cmd->positional != NULL && a->positional == NULL) {
+        fprintf(stderr, "glint-worker %s: missing %s (try glint-worker %s --help)\n", cmd->name, cmd->positional, cmd->name);
+        return -1;
+    }
+    if (strcmp(a->mode, "standard") != 0 && strcmp(a->mode, "deep") != 0) {
+        fprintf(stderr, "glint-worker %s: --mode must be standard or deep, not \"%s\"\n", cmd->name, a->mode);
+        return -1;
+    }
+    return 0;
+}
+
+void gw_cli_print_usage(const gw_cli_command_t *cmd, FILE *out)
+{
+    fprintf(out, "usage: glint-worker %s%s%s\n\n%s\n", cmd->name, *cmd->synopsis ? " " : "", cmd->synopsis, cmd->summary);
+    if (*cmd->details)
+        fprintf(out, "\n%s", cmd->details);
+    fprintf(out, "\nExit status: 0 done, 1 failed, 2 usage or configuration error.\n"
+                 "Configuration comes from the environment and ./.env (glint-worker --help lists every variable).\n");
+}
+
 /* The URL check the worker will apply, up front: a clear error now instead of a FAILED job later. */
-static int check_url(gw_config_t *cfg, const char *cmd, const char *url)
+static int check_url(gw_settings_t *cfg, const char *cmd, const char *url)
 {
     char id[16];
     char *canonical = NULL;
     const char *code = NULL, *msg = NULL;
-    if (gw_ytdlp_normalize_url(url, cfg->allowed_video_hosts, id, &canonical, &code, &msg) != 0) {
+    if (gw_url_normalize(url, cfg->allowed_video_hosts, id, &canonical, &code, &msg) != 0) {
         fprintf(stderr, "glint-worker %s: %s (%s)\n", cmd, msg ? msg : "not a video URL we can analyse",
                 code ? code : "invalid_url");
         return -1;
@@ -77,7 +105,7 @@ static void on_notice(void *arg, const char *message)
     gw_warn("pg: server says: %s", msg);
 }
 
-static PGconn *connect_db(gw_config_t *cfg, const char *cmd)
+static PGconn *connect_db(gw_settings_t *cfg, const char *cmd)
 {
     PGconn *c = PQconnectdb(cfg->database_url);
     PQsetNoticeProcessor(c, on_notice, NULL);
@@ -91,7 +119,7 @@ static PGconn *connect_db(gw_config_t *cfg, const char *cmd)
 
 /* ---- enqueue ---- */
 
-static void explain_enqueue_error(PGconn *c, PGresult *res, const cli_args_t *a)
+static void explain_enqueue_error(PGconn *c, PGresult *res, const gw_cli_args_t *a)
 {
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -108,11 +136,9 @@ static void explain_enqueue_error(PGconn *c, PGresult *res, const cli_args_t *a)
     fprintf(stderr, "glint-worker enqueue: %s", PQresultErrorMessage(res));
 }
 
-int gw_cli_enqueue(gw_config_t *cfg, int argc, char **argv)
+static int enqueue(gw_settings_t *cfg, const gw_cli_args_t *args)
 {
-    cli_args_t a;
-    if (parse_args(argc, argv, &a) != 0)
-        return 2;
+    gw_cli_args_t a = *args;
     if (a.user == NULL)
         a.user = NIL_USER;
     if (!gw_api_valid_uuid(a.user)) {
@@ -199,29 +225,26 @@ static int show_status(const char *text, bool as_json)
     return 0;
 }
 
-int gw_cli_status(gw_config_t *cfg, int argc, char **argv)
+static int status(gw_settings_t *cfg, const gw_cli_args_t *a)
 {
-    cli_args_t a;
-    if (parse_args(argc, argv, &a) != 0)
-        return 2;
-    if (!gw_api_valid_uuid(a.positional)) {
-        fprintf(stderr, "glint-worker status: the job id must be a UUID, not \"%s\"\n", a.positional);
+    if (!gw_api_valid_uuid(a->positional)) {
+        fprintf(stderr, "glint-worker status: the job id must be a UUID, not \"%s\"\n", a->positional);
         return 2;
     }
     PGconn *c = connect_db(cfg, "status");
     if (c == NULL)
         return 1;
-    const char *params[] = {a.positional};
+    const char *params[] = {a->positional};
     PGresult *res = PQexecParams(c, gw_api_job_sql, 1, NULL, params, NULL, NULL, 0);
     int rc;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "glint-worker status: %s", PQresultErrorMessage(res));
         rc = 1;
     } else if (PQntuples(res) == 0) {
-        fprintf(stderr, "glint-worker status: no job with id %s\n", a.positional);
+        fprintf(stderr, "glint-worker status: no job with id %s\n", a->positional);
         rc = 1;
     } else {
-        rc = show_status(PQgetvalue(res, 0, 0), a.json);
+        rc = show_status(PQgetvalue(res, 0, 0), a->json);
     }
     PQclear(res);
     PQfinish(c);
@@ -272,7 +295,7 @@ static void on_outcome(const gw_job_t *job, json_t *result, const char *code, co
         abort();
 }
 
-static int analyze_run(gw_config_t *cfg, const cli_args_t *a)
+static int analyze_run(gw_settings_t *cfg, const gw_cli_args_t *a)
 {
     static analyze_t an; /* static: reached from callbacks by address */
     uv_loop_t loop;
@@ -299,13 +322,91 @@ static int analyze_run(gw_config_t *cfg, const cli_args_t *a)
     return an.rc;
 }
 
-int gw_cli_analyze(gw_config_t *cfg, int argc, char **argv)
+static int analyze(gw_settings_t *cfg, const gw_cli_args_t *a)
 {
-    cli_args_t a;
-    if (parse_args(argc, argv, &a) != 0)
-        return 2;
-    if (check_url(cfg, "analyze", a.positional) != 0)
+    if (check_url(cfg, "analyze", a->positional) != 0)
         return 2;
     signal(SIGPIPE, SIG_IGN);
-    return analyze_run(cfg, &a);
+    return analyze_run(cfg, a);
 }
+
+/* ---- cancel: the same SQL function as POST /worker/jobs/{id}/cancel ---- */
+
+static int cancel(gw_settings_t *cfg, const gw_cli_args_t *a)
+{
+    if (!gw_api_valid_uuid(a->positional)) {
+        fprintf(stderr, "glint-worker cancel: the job id must be a UUID, not \"%s\"\n", a->positional);
+        return 2;
+    }
+    PGconn *c = connect_db(cfg, "cancel");
+    if (c == NULL)
+        return 1;
+    const char *params[] = {a->positional};
+    PGresult *res = PQexecParams(c, "SELECT status, changed FROM glint_cancel_job($1::uuid)", 1, NULL, params, NULL, NULL, 0);
+    int rc = 1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "glint-worker cancel: %s", PQresultErrorMessage(res));
+    } else if (PQntuples(res) == 0) {
+        fprintf(stderr, "glint-worker cancel: no job with id %s\n", a->positional);
+    } else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        fprintf(stderr, "glint-worker cancel: the job is already %s\n", PQgetvalue(res, 0, 0));
+    } else {
+        printf("%s CANCELLED (credits refunded)\n", a->positional);
+        rc = 0;
+    }
+    PQclear(res);
+    PQfinish(c);
+    return rc;
+}
+
+/* ---- declarations ---- */
+
+const gw_cli_command_t gw_cli_enqueue = {
+    "enqueue",
+    "URL [--mode standard|deep] [--user UUID]",
+    "charge the user and enqueue a job; prints its id",
+    "  --mode MODE  standard (the default; 1 credit) or deep (15 credits per started 5 minutes)\n"
+    "  --deep       the same as --mode deep\n"
+    "  --user UUID  the user charged (default " NIL_USER ")\n\n"
+    "The URL is checked as the worker will check it (ALLOWED_VIDEO_HOSTS) before anything is charged.\n",
+    "URL",
+    GW_CLI_OPT_MODE | GW_CLI_OPT_USER,
+    GW_SETTINGS_NEED_DB,
+    enqueue,
+};
+
+const gw_cli_command_t gw_cli_status = {
+    "status",
+    "ID [--json]",
+    "a job's status, stage, error and result",
+    "  --json  the job as JSON (the body GET /worker/jobs/{id} answers)\n",
+    "job id",
+    GW_CLI_OPT_JSON,
+    GW_SETTINGS_NEED_DB,
+    status,
+};
+
+const gw_cli_command_t gw_cli_analyze = {
+    "analyze",
+    "URL [--mode standard|deep]",
+    "run the pipeline once without a database; prints the result",
+    "  --mode MODE  standard (the default) or deep\n"
+    "  --deep       the same as --mode deep\n\n"
+    "The same stages a claimed job runs (yt-dlp or a local file, then Gemini or the local analyzer); DATABASE_URL is not\n"
+    "needed. The result JSON goes to stdout, a failure's code and message to stderr.\n",
+    "URL",
+    GW_CLI_OPT_MODE,
+    0,
+    analyze,
+};
+
+const gw_cli_command_t gw_cli_cancel = {
+    "cancel",
+    "ID",
+    "cancel a PENDING or PROCESSING job and refund its credits",
+    "The worker holding the job aborts it (NOTIFY glint_cancel). A job already finished is left as it is (exit 1).\n",
+    "job id",
+    0,
+    GW_SETTINGS_NEED_DB,
+    cancel,
+};

@@ -1,9 +1,12 @@
 #ifndef GW_GEMINI_H
 #define GW_GEMINI_H
 /* Gemini protocol, without the network: builds generateContent bodies (single request or
- * map/reduce over transcript chunks), parses replies, classifies HTTP failures, computes retry
- * backoff, validates and repairs the analysis JSON, and builds/parses the Files API messages.
- * The transport (curl multi) lives elsewhere and calls these. Nothing here logs or sees the key. */
+ * map/reduce over transcript chunks), parses replies, classifies HTTP failures, and builds/parses
+ * the Files API messages. The analysis it asks for is the contract of handlers/result.h (validate
+ * replies with it); retry delays come from reactor/backoff.h. The transport (curl multi) lives
+ * elsewhere and calls these. Nothing here logs or sees the key.
+ * Implemented in two files: handlers/gemini.c (request building) and handlers/gemini_reply.c (response parsing,
+ * HTTP errors, Files API messages). */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,8 +15,6 @@
 
 /* ---- request building ------------------------------------------------------------------- */
 
-/* Transcript characters per map request when a transcript is too long for one request. */
-#define GW_GEMINI_CHUNK_CHARS_DEFAULT 200000
 /* Files API resumable uploads: every chunk but the last must be a multiple of this. */
 #define GW_GEMINI_UPLOAD_GRANULARITY (8u * 1024u * 1024u)
 
@@ -34,9 +35,6 @@ typedef struct st_gw_gemini_opts_t {
 /* Defaults: thinking "low", 8192 output tokens, MEDIA_RESOLUTION_LOW when deep. */
 void gw_gemini_opts_init(gw_gemini_opts_t *opts, bool deep);
 
-/* The responseSchema (OpenAPI subset: uppercase types, required, propertyOrdering). New ref. */
-json_t *gw_gemini_response_schema(bool deep);
-
 /* A generateContent body for segments [seg_from, seg_to) of t (t may be NULL: no transcript).
  * When opts->part_count > 1 the prompt says which part of how many this is and its time span.
  * Never sends temperature/topP/topK or thinkingBudget. New reference. */
@@ -53,11 +51,6 @@ size_t gw_gemini_plan_chunks(const gw_transcript_t *t, size_t max_chars, size_t 
 /* The reduce step: merges n partial analyses (in video order) into one. No video part is sent;
  * visualAudit is merged from the partials when opts->deep. New reference. */
 json_t *gw_gemini_build_merge_request(const gw_video_meta_t *meta, json_t *const *partials, size_t n, const gw_gemini_opts_t *opts);
-
-/* Local fallback for the reduce step (when the merge request keeps failing): concatenates
- * timelines/takeaways/keywords/visualAudit in order and joins summaries. Run
- * gw_result_validate on the result. New reference. */
-json_t *gw_result_merge_local(json_t *const *partials, size_t n, bool deep);
 
 /* URLs under base (e.g. "https://generativelanguage.googleapis.com", trailing '/' tolerated).
  * malloc'd; never contain the key (it goes in the x-goog-api-key header). */
@@ -95,13 +88,12 @@ typedef struct st_gw_gemini_reply_t {
  * filled as far as possible (token counts are recorded even for blocked replies). */
 int gw_gemini_parse_response(const char *body, size_t len, gw_gemini_reply_t *out);
 void gw_gemini_reply_free(gw_gemini_reply_t *r); /* frees members; NULL-safe */
-const char *gw_gemini_outcome_name(gw_gemini_outcome_t o);
 /* "content_blocked", "output_truncated", "gemini_empty_response", "gemini_bad_response"; NULL for OK. */
 const char *gw_gemini_outcome_error_code(gw_gemini_outcome_t o);
 /* True for outcomes that no retry can fix (blocked / safety family). */
 bool gw_gemini_outcome_permanent(gw_gemini_outcome_t o);
 
-/* ---- HTTP errors and backoff ------------------------------------------------------------ */
+/* ---- HTTP errors ------------------------------------------------------------------------ */
 
 /* Longest retryDelay honoured: Gemini's per-minute quotas ask for seconds; a larger value is capped to this. */
 #define GW_GEMINI_MAX_RETRY_AFTER_MS (5 * 60 * 1000)
@@ -121,31 +113,6 @@ void gw_gemini_classify_http(long status, const char *body, int curlcode, gw_gem
 
 /* Parses a protobuf Duration string ("26.5s", "1s", "0.5s") into ms (rounded up); -1 if invalid. */
 int64_t gw_gemini_parse_duration_ms(const char *s);
-
-/* Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^attempt)], but never
- * less than retry_after_ms (the server's word wins over the cap). attempt 0 = first retry. */
-uint64_t gw_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t cap_ms, uint64_t retry_after_ms);
-
-/* ---- result validation ------------------------------------------------------------------ */
-
-/* "MM:SS", "M:SS", "H:MM:SS" (minutes may exceed 59 without an hour part), optionally inside
- * "[...]" and surrounding blanks. Returns 0 and sets *seconds, or -1. */
-int gw_parse_timestamp(const char *s, int *seconds);
-/* "MM:SS" under an hour, "H:MM:SS" from an hour on; negative values print as "00:00". */
-void gw_format_timestamp(int seconds, char *out, size_t len);
-
-/* Checks and repairs an analysis in place (see DESIGN §3): trims strings, drops empty ones and
- * unknown keys, normalizes timestamps, drops timeline/visualAudit entries that are unparsable,
- * beyond duration_s + 2 s (duration_s < 0: unknown, no range check) or going backwards,
- * removes duplicate keywords (ASCII case-insensitive), removes visualAudit unless deep (adds []
- * when deep and missing), drops a non-string title (the caller fills it: gw_result_fill_title).
- * Returns 0 when usable (err then says what was repaired, "" when nothing), -1 when not
- * (missing/empty summary, keyTakeaways or timeline, not an object) with the reason in err. */
-int gw_result_validate(json_t *result, double duration_s, bool deep, char *err, size_t errlen);
-/* Same, also reporting the number of repairs made (may be NULL). */
-int gw_result_validate_ex(json_t *result, double duration_s, bool deep, char *err, size_t errlen, unsigned *repairs);
-/* Sets title to fallback when missing or empty (after trimming). Returns 1 when it did, else 0. */
-int gw_result_fill_title(json_t *result, const char *fallback);
 
 /* ---- Files API -------------------------------------------------------------------------- */
 
@@ -174,9 +141,6 @@ size_t gw_gemini_upload_start_headers(uint64_t size, const char *mime_type, char
 char *gw_gemini_upload_start_body(const char *display_name);
 /* Header lines for one upload request starting at offset; final adds ", finalize". Returns 2 or 0. */
 size_t gw_gemini_upload_chunk_headers(uint64_t offset, bool final, char out[][GW_GEMINI_HEADER_MAX], size_t max);
-/* If a raw header line (as curl's header callback gives it, CRLF included) is x-goog-upload-url,
- * returns its value (malloc'd; it embeds credentials: never log it), else NULL. */
-char *gw_gemini_upload_url_from_header(const char *line, size_t len);
 /* Parses an upload response {"file":{…}} or a files.get response (unwrapped). 0 or -1 (no name). */
 int gw_gemini_file_parse(const char *body, size_t len, gw_gemini_file_t *out);
 void gw_gemini_file_free(gw_gemini_file_t *f); /* frees members; NULL-safe */

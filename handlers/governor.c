@@ -504,6 +504,8 @@ void gw_governor_cancel(gw_gov_ticket_t *t)
 
 void gw_governor_settle(gw_governor_t *g, const char *model, int64_t est_tokens, const gw_usage_t *real)
 {
+    if (g == NULL)
+        return;
     model_t *m = model_get(g, model);
     int64_t total = 0;
     if (real != NULL) {
@@ -524,6 +526,8 @@ void gw_governor_settle(gw_governor_t *g, const char *model, int64_t est_tokens,
 
 void gw_governor_pause(gw_governor_t *g, const char *model, uint64_t ms)
 {
+    if (g == NULL)
+        return;
     model_t *m = model_get(g, model);
     uint64_t until = uv_now(g->loop) + ms;
     if (until > m->paused_until_ms)
@@ -548,13 +552,13 @@ void gw_governor_pause(gw_governor_t *g, const char *model, uint64_t ms)
 bool gw_governor_cost(const gw_governor_t *g, const char *model, const gw_usage_t *u, double *usd)
 {
     gw_gov_price_t p;
-    if (gw_gov_price_for(g->prices, model, &p) != 1)
+    if (g == NULL || gw_gov_price_for(g->prices, model, &p) != 1)
         return false;
     *usd = gw_gov_cost_usd(&p, u);
     return true;
 }
 
-gw_governor_t *gw_governor_create(uv_loop_t *loop, gw_pg_t *pg, const gw_config_t *cfg, char *err, size_t errlen)
+gw_governor_t *gw_governor_create(uv_loop_t *loop, gw_pg_t *pg, const gw_settings_t *cfg, char *err, size_t errlen)
 {
     long v;
     gw_gov_price_t p;

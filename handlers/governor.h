@@ -7,7 +7,7 @@
  * and, through the row, in every instance. Prices (GEMINI_PRICES) turn usageMetadata into an estimated cost.
  * Without a database (glint-worker analyze) or when the database does not answer, the same arithmetic runs locally. */
 #include "handlers/queue.h"
-#include "reactor/config.h"
+#include "handlers/settings.h"
 #include "reactor/pg.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,7 +71,7 @@ typedef void (*gw_gov_go_cb)(void *data);
 
 /* pg may be NULL (local only). NULL with a one-line reason in err when GEMINI_RPM, GEMINI_TPM or GEMINI_PRICES is
  * malformed. */
-gw_governor_t *gw_governor_create(uv_loop_t *loop, gw_pg_t *pg, const gw_config_t *cfg, char *err, size_t errlen);
+gw_governor_t *gw_governor_create(uv_loop_t *loop, gw_pg_t *pg, const gw_settings_t *cfg, char *err, size_t errlen);
 /* After the loop stopped (every pg callback has run); cancels nothing: callers cancel their tickets first. */
 void gw_governor_free(gw_governor_t *g);
 
@@ -80,7 +80,8 @@ void gw_governor_free(gw_governor_t *g);
 gw_gov_ticket_t *gw_governor_acquire(gw_governor_t *g, const char *model, int64_t est_tokens, gw_gov_go_cb go, void *data);
 /* The call is no longer wanted: go never runs; tokens reserved for it are given back. NULL-safe. */
 void gw_governor_cancel(gw_gov_ticket_t *t);
-/* After a call that was admitted with est_tokens: real = its usageMetadata, or NULL when no answer carried one (the
+/* settle, pause and cost are no-ops (cost: false) when g is NULL (no governor: the test pipeline).
+ * After a call that was admitted with est_tokens: real = its usageMetadata, or NULL when no answer carried one (the
  * estimate is then given back). Adds the call's cost to glint_gemini_cost_usd_total{model}. */
 void gw_governor_settle(gw_governor_t *g, const char *model, int64_t est_tokens, const gw_usage_t *real);
 /* A 429 with RetryInfo.retryDelay: no call to model starts for ms, here and (through the database) everywhere. */

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* memmem */
 #include "handlers/local_analyzer.h"
-#include "handlers/gemini.h"
+#include "handlers/local_doc.h"
+#include "handlers/result.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdint.h>
@@ -9,45 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_SENTENCE_WORDS 40  /* unpunctuated captions are cut into pieces this long */
-#define MAX_SENTENCE_BYTES 600 /* likewise for scripts written without blanks */
-#define TEXTRANK_MAX                                                                                                               \
-    600 /* above this many sentences (~40 min of speech) centrality is measured against the centroid:                              \
-         * TextRank is O(n^2) and runs on the loop thread */
-#define TEXTRANK_ITERS 60
-#define DAMPING 0.85
 #define TILE_BLOCK 3 /* sentences on each side of a gap (TextTiling block size) */
 #define MAX_KEYWORDS 10
 #define MAX_SCENES 40
 #define DESC_MAX 180 /* bytes of a timeline description before it is shortened at a word boundary */
-
-typedef struct st_sent_t {
-    char *text;
-    int64_t start_ms, end_ms;
-    uint32_t *term; /* sorted unique term ids */
-    double *w;      /* tf-idf weight per term */
-    size_t nterm;
-    double norm;
-    double score;
-    unsigned nwords;
-} sent_t;
-
-typedef struct st_term_t {
-    char *key;
-    unsigned count, df;
-    size_t first; /* order of first appearance: the tie-breaker that keeps output deterministic */
-    unsigned last_sent;
-    bool phrase;
-} term_t;
-
-typedef struct st_doc_t {
-    sent_t *s;
-    size_t n, scap;
-    term_t *t;
-    size_t nt, tcap;
-    uint32_t *slot; /* open addressing: term index + 1, 0 = empty */
-    size_t nslot;
-} doc_t;
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -74,408 +40,11 @@ bool gw_analyzer_is_local(const char *analyzer, const char *gemini_api_key)
     return gemini_api_key == NULL || *gemini_api_key == '\0';
 }
 
-/* ---- stopwords ---- */
-
-static const char *const stopwords[] = {
-    "a", "about", "above", "actually", "after", "again", "against", "all", "almost", "also", "although", "always", "am", "among",
-    "an", "and", "another", "any", "anyone", "anything", "are", "aren't", "around", "as", "at", "back", "be", "because", "been",
-    "before", "being", "below", "between", "both", "but", "by", "came", "can", "can't", "cannot", "come", "comes", "could",
-    "couldn't", "did", "didn't", "do", "does", "doesn't", "doing", "don't", "done", "down", "during", "each", "either", "else",
-    "enough", "even", "ever", "every", "few", "first", "for", "from", "further", "get", "gets", "getting", "give", "given", "go",
-    "goes", "going", "gone", "got", "had", "has", "hasn't", "have", "haven't", "having", "he", "her", "here", "hers", "herself",
-    "him", "himself", "his", "how", "however", "i", "i'm", "i've", "if", "in", "into", "is", "isn't", "it", "it's", "its", "itself",
-    "just", "keep", "kind", "know", "last", "least", "less", "let", "let's", "like", "look", "lot", "lots", "made", "make", "makes",
-    "many", "may", "maybe", "me", "might", "more", "most", "much", "must", "my", "myself", "need", "needs", "never", "new", "next",
-    "no", "nor", "not", "now", "of", "off", "often", "oh", "ok", "okay", "on", "once", "one", "only", "or", "other", "others",
-    "our", "ours", "ourselves", "out", "over", "own", "part", "per", "put", "quite", "rather", "really", "right", "said", "same",
-    "say", "says", "second", "see", "seen", "several", "shall", "she", "should", "shouldn't", "show", "shows", "since", "so",
-    "some", "something", "still", "such", "sure", "take", "takes", "than", "that", "that's", "the", "their", "theirs", "them",
-    "themselves", "then", "there", "there's", "these", "they", "they're", "thing", "things", "think", "third", "this", "those",
-    "though", "three", "through", "thus", "to", "too", "two", "under", "until", "up", "upon", "us", "use", "used", "uses", "using",
-    "very", "via", "want", "was", "wasn't", "way", "we", "we're", "we've", "well", "went", "were", "weren't", "what", "what's",
-    "when", "where", "whether", "which", "while", "who", "whole", "whom", "whose", "why", "will", "with", "within", "without",
-    "won't", "would", "wouldn't", "yeah", "yes", "yet", "you", "you're", "you've", "your", "yours", "yourself", "yourselves",
-    /* a few frequent function words of other languages, so foreign transcripts do not yield "der, und, les" */
-    "das", "dem", "den", "der", "des", "die", "ein", "eine", "und", "ist", "nicht", "mit", "les", "une", "est", "pas", "pour",
-    "que", "qui", "dans", "por", "para", "con", "los", "las", "una", "el", "la", "le", "il", "di", "che", "non", "und"};
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-bool gw_local_is_stopword(const char *word)
-{
-    static const char **sorted;
-    static size_t n;
-    char low[32];
-    size_t len = strlen(word);
-    if (len >= sizeof(low))
-        return false;
-    for (size_t i = 0; i <= len; i++)
-        low[i] = (char)tolower((unsigned char)word[i]);
-    if (sorted == NULL) { /* built once; the table is constant so a race would only build it twice */
-        size_t cnt = sizeof(stopwords) / sizeof(stopwords[0]);
-        const char **s = xrealloc(NULL, cnt * sizeof(*s));
-        memcpy(s, stopwords, cnt * sizeof(*s));
-        qsort(s, cnt, sizeof(*s), cmp_str);
-        n = cnt;
-        sorted = s;
-    }
-    const char *key = low;
-    return bsearch(&key, sorted, n, sizeof(*sorted), cmp_str) != NULL;
-}
-
-/* ---- terms ---- */
-
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
-static void grow_slots(doc_t *d)
-{
-    free(d->slot);
-    d->nslot = d->nslot ? d->nslot * 2 : 1024;
-    d->slot = calloc(d->nslot, sizeof(uint32_t));
-    if (d->slot == NULL)
-        abort();
-    for (size_t i = 0; i < d->nt; i++) {
-        size_t j = hash_str(d->t[i].key) & (d->nslot - 1);
-        while (d->slot[j] != 0)
-            j = (j + 1) & (d->nslot - 1);
-        d->slot[j] = (uint32_t)i + 1;
-    }
-}
-
-static uint32_t intern(doc_t *d, const char *key, bool phrase)
-{
-    if ((d->nt + 1) * 2 > d->nslot)
-        grow_slots(d);
-    size_t j = hash_str(key) & (d->nslot - 1);
-    for (; d->slot[j] != 0; j = (j + 1) & (d->nslot - 1))
-        if (strcmp(d->t[d->slot[j] - 1].key, key) == 0)
-            return d->slot[j] - 1;
-    if (d->nt == d->tcap) {
-        d->tcap = d->tcap ? d->tcap * 2 : 256;
-        d->t = xrealloc(d->t, d->tcap * sizeof(term_t));
-    }
-    term_t *t = &d->t[d->nt];
-    memset(t, 0, sizeof(*t));
-    t->key = xstrndup(key, strlen(key));
-    t->first = d->nt;
-    t->last_sent = UINT32_MAX;
-    t->phrase = phrase;
-    d->slot[j] = (uint32_t)d->nt + 1;
-    return (uint32_t)d->nt++;
-}
-
-/* Lowercases a token, drops a possessive "'s" and a plural 's' so "workers" and "worker" meet. Returns false for
- * tokens that are no terms: short, numeric, stopwords. */
-static bool normalize_token(const char *p, size_t len, char *out, size_t cap)
-{
-    if (len < 3 || len >= cap)
-        return false;
-    bool digits = true;
-    for (size_t i = 0; i < len; i++) {
-        out[i] = (char)tolower((unsigned char)p[i]);
-        if (!isdigit((unsigned char)p[i]))
-            digits = false;
-    }
-    out[len] = '\0';
-    if (digits || gw_local_is_stopword(out))
-        return false;
-    if (len > 2 && out[len - 2] == '\'' && out[len - 1] == 's')
-        out[len -= 2] = '\0';
-    if (len > 4 && out[len - 1] == 's' && strchr("sui", out[len - 2]) == NULL)
-        out[--len] = '\0';
-    return len >= 3 && !gw_local_is_stopword(out) && strchr(out, '\'') == NULL;
-}
-
-static bool word_byte(unsigned char c)
-{
-    return isalnum(c) || c >= 0x80 || c == '\'';
-}
-
-typedef struct st_vec_t {
-    uint32_t *id;
-    size_t n, cap;
-} vec_t;
-
-static void vec_push(vec_t *v, uint32_t id)
-{
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 16;
-        v->id = xrealloc(v->id, v->cap * sizeof(uint32_t));
-    }
-    v->id[v->n++] = id;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Counts one sentence's terms (and its two-word phrases) and stores its sorted term list with raw counts in w. */
-static void index_sentence(doc_t *d, size_t si)
-{
-    sent_t *s = &d->s[si];
-    vec_t v = {0};
-    char tok[64], prev[64] = "", key[130];
-    const unsigned char *p = (const unsigned char *)s->text;
-    while (*p != '\0') {
-        while (*p != '\0' && !word_byte(*p))
-            p++;
-        const unsigned char *b = p;
-        while (*p != '\0' && word_byte(*p))
-            p++;
-        while (b < p && *b == '\'')
-            b++;
-        if (b == p)
-            continue;
-        if (!normalize_token((const char *)b, (size_t)(p - b), tok, sizeof(tok))) {
-            prev[0] = '\0';
-            continue;
-        }
-        uint32_t id = intern(d, tok, false);
-        vec_push(&v, id);
-        d->t[id].count++;
-        if (prev[0] != '\0') {
-            snprintf(key, sizeof(key), "%s %s", prev, tok);
-            uint32_t pid = intern(d, key, true); /* may move d->t */
-            d->t[pid].count++;
-        }
-        snprintf(prev, sizeof(prev), "%s", tok);
-    }
-    if (v.n > 1)
-        qsort(v.id, v.n, sizeof(uint32_t), cmp_u32);
-    s->term = xrealloc(NULL, (v.n ? v.n : 1) * sizeof(uint32_t));
-    s->w = xrealloc(NULL, (v.n ? v.n : 1) * sizeof(double));
-    for (size_t i = 0; i < v.n; i++) {
-        if (s->nterm > 0 && s->term[s->nterm - 1] == v.id[i]) {
-            s->w[s->nterm - 1] += 1;
-            continue;
-        }
-        s->term[s->nterm] = v.id[i];
-        s->w[s->nterm++] = 1;
-        d->t[v.id[i]].df++;
-    }
-    free(v.id);
-}
-
-static void weigh(doc_t *d)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        sent_t *s = &d->s[i];
-        double sum = 0;
-        for (size_t k = 0; k < s->nterm; k++) {
-            s->w[k] *= log((double)(d->n + 1) / (d->t[s->term[k]].df + 0.5));
-            sum += s->w[k] * s->w[k];
-        }
-        s->norm = sqrt(sum);
-    }
-}
-
-static double cosine(const sent_t *a, const sent_t *b)
-{
-    double dot = 0;
-    size_t i = 0, j = 0;
-    if (a->norm == 0 || b->norm == 0)
-        return 0;
-    while (i < a->nterm && j < b->nterm) {
-        if (a->term[i] == b->term[j])
-            dot += a->w[i++] * b->w[j++];
-        else if (a->term[i] < b->term[j])
-            i++;
-        else
-            j++;
-    }
-    return dot / (a->norm * b->norm);
-}
-
-/* ---- sentences ---- */
-
-typedef struct st_sbuf_t {
-    char *p;
-    size_t len, cap;
-    unsigned words;
-    int64_t start_ms, end_ms;
-} sbuf_t;
-
-static void sbuf_word(sbuf_t *b, const char *w, size_t n)
-{
-    if (b->len + n + 2 > b->cap) {
-        b->cap = (b->len + n + 2) * 2;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    if (b->len > 0)
-        b->p[b->len++] = ' ';
-    memcpy(b->p + b->len, w, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    b->words++;
-}
-
-static void flush_sentence(doc_t *d, sbuf_t *b)
-{
-    if (b->words == 0)
-        return;
-    if (d->n == d->scap) {
-        d->scap = d->scap ? d->scap * 2 : 64;
-        d->s = xrealloc(d->s, d->scap * sizeof(sent_t));
-    }
-    sent_t *s = &d->s[d->n++];
-    memset(s, 0, sizeof(*s));
-    s->text = xstrndup(b->p, b->len);
-    s->start_ms = b->start_ms;
-    s->end_ms = b->end_ms;
-    s->nwords = b->words;
-    b->len = 0;
-    b->words = 0;
-}
-
-/* A word ending a sentence: terminal punctuation (closing quotes/brackets allowed after it), not an abbreviation. */
-static bool ends_sentence(const char *w, size_t n)
-{
-    static const char *const abbrev[] = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "vs.", "etc.", "approx.", "no.", "st."};
-    while (n > 0 && strchr("\"')]", w[n - 1]) != NULL)
-        n--;
-    if (n >= 3 && (memcmp(w + n - 3, "\xe3\x80\x82", 3) == 0 || memcmp(w + n - 3, "\xef\xbc\x81", 3) == 0 ||
-                   memcmp(w + n - 3, "\xef\xbc\x9f", 3) == 0)) /* full-width 。！？ */
-        return true;
-    if (n == 0 || strchr(".!?", w[n - 1]) == NULL)
-        return false;
-    for (size_t i = 0; i < sizeof(abbrev) / sizeof(abbrev[0]); i++)
-        if (n == strlen(abbrev[i]) && strncasecmp(w, abbrev[i], n) == 0)
-            return false;
-    return true;
-}
-
-/* Words of one segment; a word's time is interpolated by its position within the segment. */
-static void split_segment(doc_t *d, sbuf_t *b, const gw_segment_t *seg)
-{
-    const char *p = seg->text;
-    size_t nwords = 0, k = 0;
-    for (const char *q = p; *q != '\0';) {
-        q += strspn(q, " \t");
-        size_t n = strcspn(q, " \t");
-        nwords += n > 0;
-        q += n;
-    }
-    int64_t span = seg->end_ms > seg->start_ms ? seg->end_ms - seg->start_ms : 0;
-    while (*p != '\0') {
-        p += strspn(p, " \t");
-        size_t n = strcspn(p, " \t");
-        if (n == 0)
-            break;
-        int64_t t0 = seg->start_ms + (nwords ? span * (int64_t)k / (int64_t)nwords : 0);
-        if (b->words == 0)
-            b->start_ms = t0;
-        sbuf_word(b, p, n);
-        b->end_ms = seg->start_ms + (nwords ? span * (int64_t)(k + 1) / (int64_t)nwords : 0);
-        if ((ends_sentence(p, n) && b->words >= 3) || b->words >= MAX_SENTENCE_WORDS || b->len >= MAX_SENTENCE_BYTES)
-            flush_sentence(d, b);
-        p += n;
-        k++;
-    }
-}
-
-static void build_sentences(doc_t *d, const gw_transcript_t *tr)
-{
-    sbuf_t b = {0};
-    for (size_t i = 0; i < tr->nsegments; i++)
-        if (tr->segments[i].text != NULL)
-            split_segment(d, &b, &tr->segments[i]);
-    flush_sentence(d, &b);
-    free(b.p);
-}
-
-static void doc_free(doc_t *d)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        free(d->s[i].text);
-        free(d->s[i].term);
-        free(d->s[i].w);
-    }
-    for (size_t i = 0; i < d->nt; i++)
-        free(d->t[i].key);
-    free(d->s);
-    free(d->t);
-    free(d->slot);
-}
-
-/* ---- centrality ---- */
-
-static void textrank(doc_t *d)
-{
-    size_t n = d->n;
-    float *sim = xrealloc(NULL, n * n * sizeof(float));
-    double *deg = calloc(n, sizeof(double)), *r = xrealloc(NULL, n * sizeof(double)), *nr = xrealloc(NULL, n * sizeof(double));
-    if (deg == NULL)
-        abort();
-    for (size_t i = 0; i < n; i++) {
-        sim[i * n + i] = 0;
-        for (size_t j = i + 1; j < n; j++) {
-            float c = (float)cosine(&d->s[i], &d->s[j]);
-            sim[i * n + j] = sim[j * n + i] = c;
-            deg[i] += c;
-            deg[j] += c;
-        }
-        r[i] = 1.0 / (double)n;
-    }
-    for (int it = 0; it < TEXTRANK_ITERS; it++) {
-        for (size_t i = 0; i < n; i++) {
-            double acc = 0;
-            for (size_t j = 0; j < n; j++)
-                if (deg[j] > 0)
-                    acc += sim[j * n + i] / deg[j] * r[j];
-            nr[i] = (1 - DAMPING) / (double)n + DAMPING * acc;
-        }
-        double change = 0;
-        for (size_t i = 0; i < n; i++)
-            change += fabs(nr[i] - r[i]);
-        memcpy(r, nr, n * sizeof(double));
-        if (change < 1e-9)
-            break;
-    }
-    for (size_t i = 0; i < n; i++)
-        d->s[i].score = r[i] * (double)n;
-    free(sim);
-    free(deg);
-    free(r);
-    free(nr);
-}
-
-/* For very long transcripts: similarity to the document's centroid (O(n) instead of O(n^2)). */
-static void centroid_rank(doc_t *d)
-{
-    double *c = calloc(d->nt ? d->nt : 1, sizeof(double)), norm = 0;
-    if (c == NULL)
-        abort();
-    for (size_t i = 0; i < d->n; i++)
-        for (size_t k = 0; k < d->s[i].nterm; k++)
-            c[d->s[i].term[k]] += d->s[i].w[k];
-    for (size_t t = 0; t < d->nt; t++)
-        norm += c[t] * c[t];
-    norm = sqrt(norm);
-    for (size_t i = 0; i < d->n; i++) {
-        double dot = 0;
-        for (size_t k = 0; k < d->s[i].nterm; k++)
-            dot += c[d->s[i].term[k]] * d->s[i].w[k];
-        d->s[i].score = norm > 0 && d->s[i].norm > 0 ? dot / (norm * d->s[i].norm) : 0;
-    }
-    free(c);
-}
-
 /* ---- selection ---- */
 
 /* Maximal marginal relevance: repeatedly takes the candidate with the best lambda*score - (1-lambda)*max similarity to
  * what was taken. Candidates: flag[i] == 1. Picks at most k; returns how many, indices in pick order. */
-static size_t mmr(const doc_t *d, const char *flag, size_t k, double lambda, size_t *out)
+static size_t mmr(const gw_local_doc_t *d, const char *flag, size_t k, double lambda, size_t *out)
 {
     double top = 0;
     size_t got = 0;
@@ -493,7 +62,7 @@ static size_t mmr(const doc_t *d, const char *flag, size_t k, double lambda, siz
                 continue;
             double red = 0;
             for (size_t j = 0; j < got; j++) {
-                double c = cosine(&d->s[i], &d->s[out[j]]);
+                double c = gw_local_cosine(&d->s[i], &d->s[out[j]]);
                 red = c > red ? c : red;
             }
             double v = lambda * (top > 0 ? d->s[i].score / top : 0) - (1 - lambda) * red;
@@ -530,7 +99,7 @@ static json_t *must(json_t *j)
 }
 
 /* Summary: central sentences of at least 6 words (any when none is that long), in spoken order. Marks them in used. */
-static json_t *make_summary(const doc_t *d, char *used)
+static json_t *make_summary(const gw_local_doc_t *d, char *used)
 {
     char *flag = xrealloc(NULL, d->n);
     size_t *pick = xrealloc(NULL, d->n * sizeof(size_t)), nlong = 0;
@@ -558,7 +127,7 @@ static json_t *make_summary(const doc_t *d, char *used)
     return out;
 }
 
-static json_t *make_takeaways(const doc_t *d, const char *used)
+static json_t *make_takeaways(const gw_local_doc_t *d, const char *used)
 {
     size_t want = d->n / 4 < 3 ? 3 : d->n / 4 > 7 ? 7 : d->n / 4, left = 0;
     char *flag = xrealloc(NULL, d->n);
@@ -619,7 +188,7 @@ static json_t *stamp(tclock_t *c, double seconds)
 }
 
 /* Index of the most central sentence in [from, to) not equal to skip; SIZE_MAX when none. */
-static size_t best_in(const doc_t *d, size_t from, size_t to, size_t skip)
+static size_t best_in(const gw_local_doc_t *d, size_t from, size_t to, size_t skip)
 {
     size_t bi = SIZE_MAX;
     for (size_t i = from; i < to; i++)
@@ -629,7 +198,7 @@ static size_t best_in(const doc_t *d, size_t from, size_t to, size_t skip)
 }
 
 /* "Key terms: a, b, c": the section's terms with the highest summed weight. */
-static json_t *section_terms(const doc_t *d, size_t from, size_t to)
+static json_t *section_terms(const gw_local_doc_t *d, size_t from, size_t to)
 {
     uint32_t best[3] = {0};
     double bw[3] = {0};
@@ -659,7 +228,7 @@ static json_t *section_terms(const doc_t *d, size_t from, size_t to)
     return got ? must(json_string(buf)) : NULL;
 }
 
-static json_t *section_entry(const doc_t *d, tclock_t *c, double at, const char *title, size_t from, size_t to)
+static json_t *section_entry(const gw_local_doc_t *d, tclock_t *c, double at, const char *title, size_t from, size_t to)
 {
     json_t *e = must(json_object()), *details = must(json_array());
     size_t b1 = best_in(d, from, to, SIZE_MAX);
@@ -687,7 +256,7 @@ static int cmp_chapter(const void *a, const void *b)
     return x->start < y->start ? -1 : x->start > y->start;
 }
 
-static json_t *timeline_from_chapters(const doc_t *d, const gw_video_meta_t *m)
+static json_t *timeline_from_chapters(const gw_local_doc_t *d, const gw_video_meta_t *m)
 {
     gw_chapter_t *ch = xrealloc(NULL, m->nchapters * sizeof(gw_chapter_t));
     memcpy(ch, m->chapters, m->nchapters * sizeof(gw_chapter_t));
@@ -708,9 +277,24 @@ static json_t *timeline_from_chapters(const doc_t *d, const gw_video_meta_t *m)
     return arr;
 }
 
+/* A growable list of term ids. */
+typedef struct st_vec_t {
+    uint32_t *id;
+    size_t n, cap;
+} vec_t;
+
+static void vec_push(vec_t *v, uint32_t id)
+{
+    if (v->n == v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 16;
+        v->id = xrealloc(v->id, v->cap * sizeof(uint32_t));
+    }
+    v->id[v->n++] = id;
+}
+
 /* Block cohesion at each gap g (between sentences g-1 and g): cosine of the summed weights of the blocks around it.
  * Sparse: only the terms of the 2 * TILE_BLOCK sentences are touched, so long transcripts stay linear. */
-static void cohesion(const doc_t *d, double *coh)
+static void cohesion(const gw_local_doc_t *d, double *coh)
 {
     double *l = calloc(d->nt ? d->nt : 1, sizeof(double)), *r = calloc(d->nt ? d->nt : 1, sizeof(double));
     vec_t touched = {0};
@@ -754,7 +338,7 @@ static double depth_at(const double *coh, size_t n, size_t g)
 
 /* Chooses section starts (sentence indices, first is 0): deepest gaps above the TextTiling cutoff (mean - sd/2), at
  * least two sentences and 5 s apart, at most one section per ~40 s of speech. Returns how many. */
-static size_t topic_starts(const doc_t *d, size_t *starts, size_t max)
+static size_t topic_starts(const gw_local_doc_t *d, size_t *starts, size_t max)
 {
     size_t n = d->n, k = 1;
     starts[0] = 0;
@@ -791,7 +375,7 @@ static size_t topic_starts(const doc_t *d, size_t *starts, size_t max)
     return k;
 }
 
-static json_t *timeline_from_topics(const doc_t *d, double duration)
+static json_t *timeline_from_topics(const gw_local_doc_t *d, double duration)
 {
     double spoken = (double)(d->s[d->n - 1].end_ms - d->s[0].start_ms) / 1000.0;
     size_t max = (size_t)(spoken / 40.0) + 2;
@@ -834,14 +418,14 @@ static bool contains_word(const char *phrase, const char *word)
 
 /* Frequency weighted by spread (sentences using the term) and length (longer words are more specific); phrases count
  * when repeated. A word inside an already chosen phrase is skipped. */
-static json_t *make_keywords(const doc_t *d)
+static json_t *make_keywords(const gw_local_doc_t *d)
 {
     kw_t *c = xrealloc(NULL, (d->nt ? d->nt : 1) * sizeof(kw_t));
     size_t nc = 0, repeated = 0;
     for (size_t t = 0; t < d->nt; t++)
         repeated += !d->t[t].phrase && d->t[t].count >= 2;
     for (size_t t = 0; t < d->nt; t++) {
-        const term_t *x = &d->t[t];
+        const gw_local_term_t *x = &d->t[t];
         if ((x->phrase && x->count < 2) || (!x->phrase && repeated >= 5 && x->count < 2))
             continue;
         double s = x->phrase ? 1.6 * x->count : x->count * (1 + log(1.0 + x->df)) * log2(2.0 + (double)strlen(x->key)) / 3;
@@ -867,7 +451,7 @@ static json_t *make_keywords(const doc_t *d)
 
 /* ---- visual audit ---- */
 
-static size_t sentence_at(const doc_t *d, double t)
+static size_t sentence_at(const gw_local_doc_t *d, double t)
 {
     size_t bi = SIZE_MAX;
     for (size_t i = 0; i < d->n && (double)d->s[i].start_ms / 1000.0 <= t + 0.5; i++)
@@ -881,7 +465,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static json_t *visual_entry(const doc_t *d, tclock_t *c, double t)
+static json_t *visual_entry(const gw_local_doc_t *d, tclock_t *c, double t)
 {
     json_t *e = must(json_object());
     size_t si = sentence_at(d, t);
@@ -895,11 +479,11 @@ static json_t *visual_entry(const doc_t *d, tclock_t *c, double t)
         snprintf(buf, sizeof(buf), "The picture changes before any narration");
     }
     json_object_set_new(e, "detail", must(json_string(buf)));
-    json_object_set_new(e, "type", must(json_string("Scene change")));
+    json_object_set_new(e, "type", must(json_string(GW_RESULT_TYPE_SCENE_CHANGE)));
     return e;
 }
 
-static json_t *make_visual_audit(const doc_t *d, const gw_local_input_t *in, double duration)
+static json_t *make_visual_audit(const gw_local_doc_t *d, const gw_local_input_t *in, double duration)
 {
     json_t *arr = must(json_array());
     double *t = xrealloc(NULL, (in->nscene_times ? in->nscene_times : 1) * sizeof(double)), last = -10;
@@ -988,21 +572,12 @@ size_t gw_local_parse_scenes(const char *stderr_text, double **times_out)
 
 json_t *gw_local_analyze(const gw_local_input_t *in, char *err, size_t errlen)
 {
-    doc_t d = {0};
-    if (in->tr != NULL)
-        build_sentences(&d, in->tr);
-    if (d.n == 0) {
+    gw_local_doc_t d;
+    if (gw_local_doc_build(&d, in->tr) == 0) {
         snprintf(err, errlen, "the transcript holds no text");
-        doc_free(&d);
+        gw_local_doc_free(&d);
         return NULL;
     }
-    for (size_t i = 0; i < d.n; i++)
-        index_sentence(&d, i);
-    weigh(&d);
-    if (d.n <= TEXTRANK_MAX)
-        textrank(&d);
-    else
-        centroid_rank(&d);
     for (size_t i = 0; i < d.n; i++) /* centrality alone favours short greetings; weigh in how much a sentence says */
         d.s[i].score *= log(2.0 + (double)d.s[i].nterm);
     char *used = calloc(d.n, 1);
@@ -1020,6 +595,6 @@ json_t *gw_local_analyze(const gw_local_input_t *in, char *err, size_t errlen)
     if (in->deep)
         json_object_set_new(r, "visualAudit", make_visual_audit(&d, in, duration));
     free(used);
-    doc_free(&d);
+    gw_local_doc_free(&d);
     return r;
 }

@@ -9,7 +9,7 @@
  *   timeline    chapters when the video has them, else topic shifts found by lexical cohesion (TextTiling-style
  *               block comparison); timestamps from the segments, monotonic, within the duration
  *   keywords    term statistics (frequency x spread) over words outside a stopword list, plus repeated two-word phrases
- *   visualAudit deep mode: ffmpeg scene-change timestamps (type "Scene change")
+ *   visualAudit deep mode: ffmpeg scene-change timestamps (type GW_RESULT_TYPE_SCENE_CHANGE, "Scene change")
  * Pure functions: nothing here spawns a process. */
 #include "handlers/video.h"
 #include <jansson.h>
@@ -33,12 +33,8 @@ typedef struct st_gw_local_input_t {
 } gw_local_input_t;
 
 /* Builds the analysis. Returns a new reference, or NULL (reason in err) when the transcript holds no usable text.
- * The same input always gives the same output. The caller still runs gw_result_validate on it. */
+ * The same input always gives the same output. The caller still runs gw_result_validate (handlers/result.h) on it. */
 json_t *gw_local_analyze(const gw_local_input_t *in, char *err, size_t errlen);
-
-/* True for English (and a few common other-language) function words the analyzer never treats as terms; word is
- * compared case-insensitively. */
-bool gw_local_is_stopword(const char *word);
 
 /* ffmpeg -nostdin -hide_banner -v info -i PATH -an -sn -dn -vf select='gt(scene,THRESHOLD)',showinfo -f null -
  * threshold NULL = GW_LOCAL_SCENE_THRESHOLD. Free with gw_argv_free (handlers/ytdlp.h). */

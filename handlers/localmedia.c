@@ -1,5 +1,5 @@
 #include "handlers/localmedia.h"
-#include "handlers/ytdlp.h"
+#include "handlers/subtitles.h"
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>

@@ -2,8 +2,14 @@
 #include "handlers/api.h"
 #include "handlers/app.h"
 #include "handlers/cli.h"
+#include "handlers/errors.h"
+#include "handlers/local_analyzer.h"
+#include "handlers/metrics.h"
 #include "handlers/migrate.h"
+#include "handlers/modelcheck.h"
+#include "handlers/settings.h"
 #include "reactor/log.h"
+#include "gw_build.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +29,6 @@ typedef struct st_daemon_t {
     bool released, finished;
     char worker_id[128];
 } daemon_t;
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: glint-worker [serve]                  run the daemon\n"
-                 "       glint-worker migrate                  apply pending sql/ migrations and exit\n"
-                 "       glint-worker enqueue URL [--mode standard|deep] [--user UUID]\n"
-                 "                                             charge the user and enqueue a job; prints its id\n"
-                 "       glint-worker status ID [--json]       a job's status, stage, error and result\n"
-                 "       glint-worker analyze URL [--mode standard|deep]\n"
-                 "                                             run the pipeline once without a database; prints the result\n"
-                 "       glint-worker --version | --help | --config-markdown\n\n");
-    gw_config_print_help(out);
-}
 
 static void make_worker_id(daemon_t *d)
 {
@@ -87,6 +80,8 @@ static void close_handles(daemon_t *d)
     gw_log_set_error_hook(NULL, NULL);
     gw_sentry_free(d->app.sentry); /* before the fetcher: it cancels its own transfers */
     d->app.sentry = NULL;
+    gw_modelcheck_stop(d->app.modelcheck);
+    d->app.modelcheck = NULL;
     uv_close((uv_handle_t *)&d->tick, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -140,7 +135,7 @@ static void on_signal(uv_signal_t *s, int signum)
 static void on_error_log(const char *job_id, const char *message, void *data)
 {
     daemon_t *d = data;
-    const char *tags[] = {"job_id", job_id, "release", GW_VERSION, "worker_id", d->worker_id, NULL};
+    const char *tags[] = {"job_id", job_id, "release", GW_VERSION, "commit", GW_BUILD_COMMIT, "worker_id", d->worker_id, NULL};
     gw_sentry_capture(d->app.sentry, "error", message, tags, NULL);
 }
 
@@ -149,8 +144,8 @@ static int start_sentry(daemon_t *d)
     gw_app_t *app = &d->app;
     if (app->cfg->sentry_dsn == NULL || *app->cfg->sentry_dsn == '\0')
         return 0;
-    char err[256], release[64];
-    snprintf(release, sizeof(release), "glint-worker@%s", GW_VERSION);
+    char err[256], release[128];
+    snprintf(release, sizeof(release), "glint-worker@%s+%s", GW_VERSION, GW_BUILD_COMMIT);
     gw_sentry_opts_t so = {release, app->cfg->sentry_environment, d->worker_id, 64, 2};
     if ((app->sentry = gw_sentry_create(app->fetcher, app->cfg->sentry_dsn, &so, err, sizeof(err))) == NULL) {
         gw_error("%s", err);
@@ -161,6 +156,48 @@ static int start_sentry(daemon_t *d)
     gw_sentry_install_crash_handler(app->sentry, app->cfg->work_dir);
     gw_info("sentry: reporting failed jobs and errors");
     return 0;
+}
+
+/* A failed model check is the operator's trouble: claim nothing until it passes (jobs wait PENDING). */
+static void on_modelcheck(gw_modelcheck_state_t state, void *data)
+{
+    daemon_t *d = data;
+    gw_queue_pause_claiming(d->app.queue, gw_modelcheck_blocks(d->app.modelcheck));
+}
+
+static void start_modelcheck(daemon_t *d)
+{
+    gw_config_t *cfg = d->app.cfg;
+    if (gw_analyzer_is_local(cfg->analyzer, cfg->gemini_api_key))
+        return; /* no model needed */
+    gw_modelcheck_opts_t mo = {cfg->gemini_base_url,
+                               cfg->gemini_api_key,
+                               {cfg->gemini_flash_model, cfg->gemini_pro_model, NULL},
+                               {"GEMINI_FLASH_MODEL", "GEMINI_PRO_MODEL", NULL},
+                               (uint64_t)cfg->model_check_interval_ms,
+                               (uint64_t)cfg->model_check_retry_ms,
+                               10000,
+                               on_modelcheck,
+                               d};
+    gw_queue_pause_claiming(d->app.queue, true); /* until the first verdict */
+    d->app.modelcheck = gw_modelcheck_start(d->app.loop, d->app.fetcher, &mo);
+}
+
+/* The cap on HTTP connections leaves descriptors for the pipeline: pipes, curl sockets, files, PostgreSQL. */
+static size_t http_connection_cap(const gw_config_t *cfg)
+{
+    struct rlimit rl;
+    size_t cap = (size_t)cfg->http_max_connections;
+    size_t reserve = 128 + 32 * (size_t)cfg->max_concurrent_jobs;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t room = rl.rlim_cur > reserve + 8 ? (size_t)rl.rlim_cur - reserve : 8;
+        if (room < cap) {
+            gw_warn("HTTP_MAX_CONNECTIONS lowered from %zu to %zu: RLIMIT_NOFILE is %llu and %zu descriptors are kept for jobs",
+                    cap, room, (unsigned long long)rl.rlim_cur, reserve);
+            cap = room;
+        }
+    }
+    return cap;
 }
 
 static int start_sources(daemon_t *d)
@@ -178,7 +215,8 @@ static int start_sources(daemon_t *d)
     gw_queue_opts_t qo = {d->worker_id, (unsigned)app->cfg->max_concurrent_jobs, (unsigned)app->cfg->lease_seconds,
                           (uint64_t)app->cfg->poll_interval_ms, app->sentry};
     app->queue = gw_queue_create(app->loop, app->pg, &qo, &pipeline);
-    gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000};
+    start_modelcheck(d);
+    gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000, http_connection_cap(app->cfg)};
     if ((app->server = gw_server_create(app->loop, &so)) == NULL)
         return -1;
     gw_api_register(app);
@@ -193,7 +231,7 @@ static int start_sources(daemon_t *d)
     return gw_pg_start(app->pg);
 }
 
-static int serve(gw_config_t *cfg)
+static int serve(gw_settings_t *cfg, const gw_cli_args_t *args)
 {
     static daemon_t d; /* static: signal and timer callbacks reach it by address */
     uv_loop_t loop;
@@ -222,7 +260,7 @@ static int serve(gw_config_t *cfg)
     return rc == 0 ? 0 : 1;
 }
 
-static int migrate(gw_config_t *cfg)
+static int migrate(gw_settings_t *cfg, const gw_cli_args_t *args)
 {
     char err[512];
     int applied;
@@ -234,49 +272,125 @@ static int migrate(gw_config_t *cfg)
     return 0;
 }
 
-int main(int argc, char **argv)
+static const gw_cli_command_t serve_command = {
+    "serve",
+    "",
+    "run the daemon (the default command)",
+    "Claims jobs from PostgreSQL (LISTEN glint_jobs and a fallback poll), runs them, and serves /health, /metrics and\n"
+    "/worker/* on HOST:PORT. SIGTERM or SIGINT: stop claiming, let running jobs finish for SHUTDOWN_GRACE_MS, release\n"
+    "the rest, exit 0.\n",
+    NULL,
+    0,
+    GW_SETTINGS_NEED_DB,
+    serve,
+};
+
+static const gw_cli_command_t migrate_command = {
+    "migrate",
+    "",
+    "apply pending sql/ migrations and exit",
+    "The migrations are compiled into the binary; applying them again is a no-op. Run it as the schema owner.\n",
+    NULL,
+    0,
+    GW_SETTINGS_NEED_DB,
+    migrate,
+};
+
+static const gw_cli_command_t *const commands[] = {
+    &serve_command, &migrate_command, &gw_cli_enqueue, &gw_cli_status, &gw_cli_analyze, &gw_cli_cancel, NULL};
+
+/* The overview: one line per command (the summary on the next line when the synopsis is long), then the configuration. */
+static void usage(FILE *out)
 {
-    const char *cmd = argc > 1 ? argv[1] : "serve";
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        usage(stdout);
+    for (size_t i = 0; commands[i] != NULL; i++) {
+        const gw_cli_command_t *c = commands[i];
+        char line[128];
+        snprintf(line, sizeof(line), "glint-worker %s%s%s", c == &serve_command ? "[serve]" : c->name, *c->synopsis ? " " : "",
+                 c->synopsis);
+        const char *lead = i == 0 ? "usage: " : "       ";
+        if (strlen(line) < 38)
+            fprintf(out, "%s%-38s%s\n", lead, line, c->summary);
+        else
+            fprintf(out, "%s%s\n%45s%s\n", lead, line, "", c->summary);
+    }
+    fprintf(out, "       %-38s%s\n", "glint-worker COMMAND --help", "a command's arguments and options");
+    fprintf(out, "       glint-worker --version | --help | --config-markdown | --errors-markdown\n\n");
+    gw_settings_print_help(out);
+}
+
+static const gw_cli_command_t *find_command(const char *name)
+{
+    for (size_t i = 0; commands[i] != NULL; i++)
+        if (strcmp(commands[i]->name, name) == 0)
+            return commands[i];
+    return NULL;
+}
+
+static void print_version(FILE *out)
+{
+    fprintf(out, "glint-worker %s (commit %s)\n", GW_VERSION, GW_COMMIT);
+}
+
+/* Options of the program itself; they take no arguments. */
+static const struct {
+    const char *name;
+    void (*print)(FILE *out);
+} global_options[] = {
+    {"--help", usage},
+    {"-h", usage},
+    {"--version", print_version},
+    {"--config-markdown", gw_settings_print_markdown}, /* the documentation's configuration table */
+    {"--errors-markdown", gw_errors_print_markdown},   /* docs/errors.md */
+};
+
+/* 0 or 2 when argv[1] is a program option (printed, or refused), -1 when it is not one. */
+static int global_option(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof(global_options) / sizeof(global_options[0]); i++) {
+        if (strcmp(argv[1], global_options[i].name) != 0)
+            continue;
+        if (argc > 2) {
+            fprintf(stderr, "glint-worker: %s takes no arguments (try --help)\n", argv[1]);
+            return 2;
+        }
+        global_options[i].print(stdout);
         return 0;
     }
-    if (strcmp(cmd, "--config-markdown") == 0) { /* the README's configuration table */
-        gw_config_print_markdown(stdout);
-        return 0;
-    }
-    if (strcmp(cmd, "--version") == 0) {
-        printf("glint-worker %s\n", GW_VERSION);
-        return 0;
-    }
-    static const char *const commands[] = {"serve", "migrate", "enqueue", "status", "analyze", NULL};
-    size_t c = 0;
-    while (commands[c] != NULL && strcmp(cmd, commands[c]) != 0)
-        c++;
-    if (commands[c] == NULL) {
-        fprintf(stderr, "glint-worker: unknown command \"%s\" (try --help)\n", cmd);
-        return 2;
-    }
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    gw_config_t cfg;
+    return -1;
+}
+
+static int run_command(const gw_cli_command_t *cmd, const gw_cli_args_t *args)
+{
+    gw_settings_t cfg;
     char err[512];
-    if (gw_config_load(&cfg, ".env", strcmp(cmd, "analyze") != 0, err, sizeof(err)) != 0) {
-        fprintf(stderr, "glint-worker: %s\n", err);
-        return 2;
-    }
-    gw_log_init((gw_log_level_t)gw_log_parse_level(cfg.log_level), strcmp(cfg.log_format, "json") == 0);
     int rc;
-    if (strcmp(cmd, "migrate") == 0)
-        rc = migrate(&cfg);
-    else if (strcmp(cmd, "enqueue") == 0)
-        rc = gw_cli_enqueue(&cfg, argc - 1, argv + 1);
-    else if (strcmp(cmd, "status") == 0)
-        rc = gw_cli_status(&cfg, argc - 1, argv + 1);
-    else if (strcmp(cmd, "analyze") == 0)
-        rc = gw_cli_analyze(&cfg, argc - 1, argv + 1);
-    else
-        rc = serve(&cfg);
-    gw_config_free(&cfg);
+    if (gw_settings_load(&cfg, ".env", cmd->need, err, sizeof(err)) != 0) {
+        fprintf(stderr, "glint-worker: %s\n", err);
+        rc = 2;
+    } else {
+        gw_log_init((gw_log_level_t)gw_log_parse_level(cfg.log_level), strcmp(cfg.log_format, "json") == 0);
+        rc = cmd->run(&cfg, args);
+    }
+    gw_settings_free(&cfg);
     gw_log_dispose();
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = argc > 1 ? global_option(argc, argv) : -1;
+    if (rc >= 0)
+        return rc;
+    const char *name = argc > 1 ? argv[1] : "serve";
+    const gw_cli_command_t *cmd = find_command(name);
+    if (cmd == NULL) {
+        fprintf(stderr, "glint-worker: unknown command \"%s\" (try --help)\n", name);
+        return 2;
+    }
+    gw_cli_args_t args;
+    int parsed = argc > 1 ? gw_cli_parse(cmd, argc - 1, argv + 1, &args) : gw_cli_parse(cmd, 1, argv, &args);
+    if (parsed != 0)
+        return parsed > 0 ? 0 : 2;
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    return run_command(cmd, &args);
 }

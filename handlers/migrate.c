@@ -1,6 +1,5 @@
 #include "handlers/migrate.h"
 #include "reactor/embed.h"
-#include "reactor/log.h"
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,39 +21,58 @@ static bool exec_ok(PGconn *c, const char *sql, int nparams, const char *const *
     return ok;
 }
 
-/* Runs one migration unless already recorded. Returns 1 applied, 0 skipped, -1 error. */
+/* Runs one migration unless already recorded, inside the caller's transaction. Returns 1 applied, 0 skipped, -1 error. */
 static int apply_one(PGconn *c, const gw_embedded_t *m, char *err, size_t errlen)
 {
     const char *params[] = {m->name};
-    if (!exec_ok(c, "BEGIN", 0, NULL, err, errlen) ||
-        !exec_ok(c, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ")", 0, NULL, err, errlen) ||
-        !exec_ok(
-            c, "CREATE TABLE IF NOT EXISTS glint_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-            0, NULL, err, errlen))
-        goto fail;
     PGresult *r = PQexecParams(c, "SELECT 1 FROM glint_migrations WHERE name = $1", 1, NULL, params, NULL, NULL, 0);
-    bool done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK, done = ok && PQntuples(r) > 0;
+    if (!ok) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(r));
+        err[strcspn(err, "\n")] = '\0';
+    }
     PQclear(r);
+    if (!ok)
+        return -1;
     if (done)
-        return exec_ok(c, "COMMIT", 0, NULL, err, errlen) ? 0 : -1;
+        return 0;
     /* PQexec (simple protocol) runs a file of several statements */
     r = PQexec(c, m->data);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-        char msg[400];
+        char msg[600];
         snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(r));
         msg[strcspn(msg, "\n")] = '\0';
         snprintf(err, errlen, "%s: %s", m->name, msg);
         PQclear(r);
-        goto fail;
+        return -1;
     }
     PQclear(r);
-    if (!exec_ok(c, "INSERT INTO glint_migrations (name) VALUES ($1)", 1, params, err, errlen) ||
-        !exec_ok(c, "COMMIT", 0, NULL, err, errlen))
-        goto fail;
-    return 1;
-fail:
-    PQclear(PQexec(c, "ROLLBACK"));
-    return -1;
+    return exec_ok(c, "INSERT INTO glint_migrations (name) VALUES ($1)", 1, params, err, errlen) ? 1 : -1;
+}
+
+/* All pending migrations in ONE transaction: a run that fails anywhere (a conflicting pre-existing table, a lost
+ * connection) leaves the database exactly as it found it, never half-migrated. */
+static int apply_all(PGconn *c, int *applied, char *err, size_t errlen)
+{
+    if (!exec_ok(c, "BEGIN", 0, NULL, err, errlen))
+        return -1;
+    int n = 0;
+    bool ok =
+        exec_ok(c, "SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ")", 0, NULL, err, errlen) &&
+        exec_ok(
+            c, "CREATE TABLE IF NOT EXISTS glint_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+            0, NULL, err, errlen);
+    for (const gw_embedded_t *m = gw_migrations; ok && m->name != NULL; m++) {
+        int r = apply_one(c, m, err, errlen);
+        ok = r >= 0;
+        n += r > 0;
+    }
+    if (!ok || !exec_ok(c, "COMMIT", 0, NULL, err, errlen)) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        return -1;
+    }
+    *applied = n;
+    return 0;
 }
 
 int gw_migrate(const char *conninfo, int *applied, char *err, size_t errlen)
@@ -69,16 +87,7 @@ int gw_migrate(const char *conninfo, int *applied, char *err, size_t errlen)
         return -1;
     }
     PQclear(PQexec(c, "SET client_min_messages = warning"));
-    int rc = 0;
-    for (const gw_embedded_t *m = gw_migrations; m->name != NULL && rc == 0; m++) {
-        int r = apply_one(c, m, err, errlen);
-        if (r < 0)
-            rc = -1;
-        else if (r > 0) {
-            (*applied)++;
-            gw_info("migration %s applied", m->name);
-        }
-    }
+    int rc = apply_all(c, applied, err, errlen);
     PQfinish(c);
     return rc;
 }

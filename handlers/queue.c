@@ -1,4 +1,6 @@
 #include "handlers/queue.h"
+#include "handlers/errors.h"
+#include "handlers/metrics.h"
 #include "reactor/log.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@ struct st_gw_queue_t {
     gw_job_t *jobs; /* held jobs, doubly linked */
     size_t njobs;
     bool claiming, claim_again, stopped;
+    bool paused; /* gw_queue_pause_claiming */
     claim_reason_t claim_reason;
     uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
     uint64_t next_depth_at;
@@ -45,6 +48,11 @@ struct st_gw_queue_t {
 };
 
 static void claim(gw_queue_t *q, claim_reason_t reason);
+
+static void job_ended(const gw_job_t *job, const char *outcome)
+{
+    gw_metrics_job_finished(job->deep, outcome, (double)(uv_now(job->queue->loop) - job->claimed_at_ms) / 1000.0);
+}
 static void flush_completions(gw_queue_t *q);
 static void local_outcome(gw_job_t *job, json_t *result, const char *code, const char *message);
 
@@ -121,6 +129,8 @@ static gw_job_t *job_from_row(gw_queue_t *q, PGresult *res, int row)
     job->attempts = atoi(PQgetvalue(res, row, 4));
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
     job->credits_charged = atoi(PQgetvalue(res, row, 6));
+    if (PQnfields(res) > 7 && !PQgetisnull(res, row, 7))
+        gw_metrics_job_waited(job->deep, atof(PQgetvalue(res, row, 7)));
     job->claimed_at_ms = uv_now(q->loop);
     snprintf(job->stage, sizeof(job->stage), "claimed");
     job->state = GW_JOB_RUNNING;
@@ -163,7 +173,7 @@ static void on_claimed(PGresult *res, const char *error, void *data)
 
 static void claim(gw_queue_t *q, claim_reason_t reason)
 {
-    if (q->stopped || q->pg == NULL || !gw_pg_connected(q->pg))
+    if (q->stopped || q->paused || q->pg == NULL || !gw_pg_connected(q->pg))
         return;
     if (q->claiming) {
         q->claim_again = true; /* coalesce: one claim in flight at a time */
@@ -172,18 +182,16 @@ static void claim(gw_queue_t *q, claim_reason_t reason)
     unsigned free_slots = q->max_jobs > q->njobs ? q->max_jobs - (unsigned)q->njobs : 0;
     if (free_slots == 0)
         return;
-    /* One prepared statement per batch size: a generic plan for LIMIT $n is markedly slower. = ANY(ARRAY(…)) rather
-     * than a join: the join is planned as a hash join over a sequential scan of the whole table (45 ms per batch at
-     * 50,000 rows against 6 ms). */
-    char name[32], sql[1024], lease[16];
+    /* The claim itself is glint_claim_jobs (sql/009, SECURITY DEFINER: the worker may not UPDATE the table). Its
+     * plpgsql plan cache plans the inner UPDATE with the batch size as a value (custom plans) unless a generic plan is
+     * estimated no dearer; one prepared statement per batch size keeps the outer call's plan trivial. */
+    char name[32], sql[256], lease[16];
     snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
+    /* created_at for the queue-wait histogram: a LEFT JOIN, since a job inserted after this statement's snapshot
+     * may still be claimed by the function's own (newer) snapshot */
     snprintf(sql, sizeof(sql),
-             "UPDATE analysis_jobs j SET status = 'PROCESSING', locked_by = $1, attempts = j.attempts + 1,"
-             " started_at = clock_timestamp(), lease_expires_at = clock_timestamp() + make_interval(secs => $2::int),"
-             " stage = 'claimed', updated_at = clock_timestamp()"
-             " WHERE j.id = ANY(ARRAY(SELECT id FROM analysis_jobs WHERE status = 'PENDING' AND run_after <= now()"
-             " ORDER BY run_after LIMIT %u FOR UPDATE SKIP LOCKED))"
-             " RETURNING j.id, j.user_id, j.video_url, j.mode, j.attempts, j.max_attempts, j.credits_charged",
+             "SELECT c.*, extract(epoch FROM clock_timestamp() - j.created_at)::float8"
+             " FROM glint_claim_jobs($1, $2::int, %u) c LEFT JOIN analysis_jobs j ON j.id = c.job_id",
              free_slots);
     snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
     const char *params[] = {q->worker_id, lease};
@@ -227,6 +235,7 @@ static void on_completed(PGresult *res, const char *error, void *data)
         gw_job_t *job = sent.v[i];
         if (ok && res_has_id(res, job->id)) {
             q->stats.completed++;
+            job_ended(job, "completed");
             if (job->deep)
                 q->stats.completed_deep++;
             else
@@ -234,6 +243,7 @@ static void on_completed(PGresult *res, const char *error, void *data)
             gw_log_event(GW_LOG_INFO, job->id, "done", (double)(uv_now(q->loop) - job->claimed_at_ms), "completed");
         } else if (ok) {
             q->stats.lost++;
+            job_ended(job, "lost");
             gw_job_log(GW_LOG_WARN, job->id, "result not stored: the job is no longer ours (cancelled or rescued)");
         }
         job_drop(job);
@@ -361,10 +371,13 @@ void gw_queue_run_local(gw_queue_t *q, const char *video_url, bool deep, gw_queu
 static void report_failure(gw_job_t *job)
 {
     gw_queue_t *q = job->queue;
-    if (q->sentry == NULL)
-        return;
     const char *code = json_string_value(json_object_get(job->outcome, "code"));
+    const gw_error_t *e = gw_error_find(code);
+    /* the user's own input is not the operator's trouble (handlers/errors.c says whose it is); unknown codes are sent */
+    if (q->sentry == NULL || (e != NULL && !e->operator_trouble))
+        return;
     const char *message = json_string_value(json_object_get(job->outcome, "message"));
+    const char *fault = e == NULL ? NULL : "operator";
     char text[512], attempts[32];
     snprintf(text, sizeof(text), "job failed: %s: %s", code ? code : "?", message ? message : "");
     snprintf(attempts, sizeof(attempts), "%d/%d", job->attempts, job->max_attempts);
@@ -372,9 +385,11 @@ static void report_failure(gw_job_t *job)
                           "mode",       job->deep ? "deep" : "standard",
                           "stage",      job->stage[0] ? job->stage : NULL,
                           "release",    GW_VERSION,
+                          "commit",     GW_BUILD_COMMIT,
                           "error_code", code,
                           "attempts",   attempts,
                           "worker_id",  q->worker_id,
+                          "fault",      fault,
                           NULL};
     gw_sentry_capture(q->sentry, "error", text, tags, code);
 }
@@ -397,6 +412,7 @@ static void on_failed(PGresult *res, const char *error, void *data)
         gw_job_log(GW_LOG_WARN, job->id, "failure not recorded: the job is no longer ours");
     } else if (strcmp(PQgetvalue(res, 0, 0), "PENDING") == 0) {
         q->stats.retried++;
+        job_ended(job, "retried");
         if (job->deep)
             q->stats.retried_deep++;
         else
@@ -406,6 +422,7 @@ static void on_failed(PGresult *res, const char *error, void *data)
             q->next_poll_at = at; /* a notification comes too early for run_after: poll when it is due */
     } else {
         q->stats.failed++;
+        job_ended(job, "failed");
         if (job->deep)
             q->stats.failed_deep++;
         else
@@ -425,6 +442,10 @@ void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t r
         return;
     }
     job->state = GW_JOB_FINISHING;
+    /* the last attempt of a transient failure must not promise a retry: the catalogue says what happened */
+    char final_msg[320];
+    message = gw_error_stored_message(code, message, retry_ms < 0 || job->attempts >= job->max_attempts, retry_ms >= 0,
+                                      job->attempts, final_msg, sizeof(final_msg));
     /* WARNING, not ERROR: a failed job is usually the video's fault; Sentry gets its own tagged event (on_failed) */
     gw_log_event(GW_LOG_WARN, job->id, job->stage[0] ? job->stage : NULL, -1, "%s: %s%s", code, message,
                  retry_ms >= 0 && job->attempts < job->max_attempts ? " (will retry)" : "");
@@ -470,10 +491,7 @@ void gw_job_set_stage(gw_job_t *job, const char *stage)
     gw_log_event(GW_LOG_DEBUG, job->id, stage, -1, "stage %s", stage);
     if (q->pg == NULL)
         return;
-    gw_pg_query(q->pg, "gw_stage",
-                "UPDATE analysis_jobs SET stage = $2, updated_at = clock_timestamp()"
-                " WHERE id = $1 AND status = 'PROCESSING' AND locked_by = $3",
-                3, params, 0, NULL, NULL);
+    gw_pg_query(q->pg, "gw_stage", "SELECT glint_set_stage($1, $3, $2)", 3, params, 0, NULL, NULL);
 }
 
 int64_t gw_job_retry_delay_ms(const gw_job_t *job, int64_t floor_ms)
@@ -520,6 +538,7 @@ static void on_heartbeat(PGresult *res, const char *error, void *data)
         /* a job claimed after the id list was taken is not in the answer: judge it next time */
         if (j->state == GW_JOB_RUNNING && j->claimed_at_ms < q->heartbeat_sent_at && !res_has_id(res, j->id)) {
             q->stats.lost++;
+            job_ended(j, "lost");
             gw_job_log(GW_LOG_WARN, j->id, "lease lost; aborting");
             job_abort(j);
         }
@@ -535,10 +554,7 @@ static void heartbeat(gw_queue_t *q)
     const char *params[] = {ids, q->worker_id, lease};
     q->heartbeat_inflight = true;
     q->heartbeat_sent_at = uv_now(q->loop);
-    gw_pg_query(q->pg, "gw_heartbeat",
-                "UPDATE analysis_jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => $3::int)"
-                " WHERE id = ANY($1::uuid[]) AND status = 'PROCESSING' AND locked_by = $2 RETURNING id",
-                3, params, 0, on_heartbeat, q);
+    gw_pg_query(q->pg, "gw_heartbeat", "SELECT glint_heartbeat($1::uuid[], $2, $3::int)", 3, params, 0, on_heartbeat, q);
     free(ids);
 }
 
@@ -628,6 +644,7 @@ void gw_queue_on_notify(gw_queue_t *q, const char *channel, const char *payload)
         gw_job_t *job = gw_queue_find(q, payload);
         if (job != NULL && job->state == GW_JOB_RUNNING) {
             q->stats.cancelled++;
+            job_ended(job, "cancelled");
             if (job->deep)
                 q->stats.cancelled_deep++;
             else
@@ -676,6 +693,14 @@ void gw_queue_stop_claiming(gw_queue_t *q)
     q->stopped = true;
 }
 
+void gw_queue_pause_claiming(gw_queue_t *q, bool paused)
+{
+    bool was = q->paused;
+    q->paused = paused;
+    if (was && !paused)
+        claim(q, CLAIM_CONNECT);
+}
+
 void gw_queue_release_all(gw_queue_t *q)
 {
     q->stopped = true;
@@ -684,11 +709,7 @@ void gw_queue_release_all(gw_queue_t *q)
         const char *params[] = {ids, q->worker_id};
         q->writes_inflight++;
         /* back to PENDING without counting the attempt; the requeue trigger wakes another worker */
-        gw_pg_query(q->pg, "gw_release",
-                    "UPDATE analysis_jobs SET status = 'PENDING', attempts = greatest(attempts - 1, 0), locked_by = NULL,"
-                    " lease_expires_at = NULL, run_after = clock_timestamp(), stage = 'released', updated_at = clock_timestamp()"
-                    " WHERE id = ANY($1::uuid[]) AND status = 'PROCESSING' AND locked_by = $2 RETURNING id",
-                    2, params, GW_PG_RETRY, on_released, q);
+        gw_pg_query(q->pg, "gw_release", "SELECT glint_release_jobs($1::uuid[], $2)", 2, params, GW_PG_RETRY, on_released, q);
     }
     free(ids);
     for (gw_job_t *j = q->jobs, *next; j != NULL; j = next) {

@@ -1,5 +1,6 @@
 /* Files API upload state machine: one request in flight at a time, a timer for backoff and poll waits. */
 #include "handlers/upload.h"
+#include "reactor/backoff.h"
 #include "reactor/log.h"
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 #ifndef GW_YTDLP_H
 #define GW_YTDLP_H
-/* yt-dlp: URL intake (the SSRF guard), argv building, parsing of its -J output and of the subtitle files it writes, and
- * mapping of its failures to error codes. Pure functions: nothing here spawns a process or touches the network;
- * gw_ytdlp_load_transcript only reads files in the directory it is given.
+/* yt-dlp: argv building, parsing of its -J output and mapping of its failures to error codes. Pure functions: nothing
+ * here spawns a process or touches the network. URL intake is in handlers/url.h, the subtitle files it writes are read
+ * by handlers/subtitles.h.
  *
  * Error convention: functions return 0 on success and -1 on failure, with a stable error_code string
  * ("invalid_url", "bad_metadata", "no_transcript", ...) and, where offered, a message a user can act on. Both point to
@@ -12,11 +12,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* Hosts a video_url may name when ALLOWED_VIDEO_HOSTS is unset. Matching is exact (case-insensitive): no wildcards,
- * no implicit subdomains, so "youtube.com.evil.com" and "evil.youtube.com" are both refused. */
-#define GW_YTDLP_DEFAULT_HOSTS                                                                                                     \
-    "youtube.com,www.youtube.com,m.youtube.com,music.youtube.com,youtu.be,youtube-nocookie.com,www.youtube-nocookie.com"
 
 /* --sub-langs used when the caller passes NULL. Entries are Python regexes that yt-dlp matches in full and
  * case-insensitively against the keys of "subtitles" and "automatic_captions" (manual wins when both have a key).
@@ -32,48 +27,11 @@
  * Checked against yt-dlp 2023.03.04's own selection code. */
 #define GW_YTDLP_DEFAULT_SUB_LANGS "en,en-(?-i:[A-Z]{2}),.*-orig,-live_chat"
 
-/* --format for deep mode: at most 480p (Gemini samples video at low resolution anyway), falling back to the worst
- * available stream when nothing <= 480p exists. */
-#define GW_YTDLP_DOWNLOAD_FORMAT "bv*[height<=480]+ba/b[height<=480]/wv*+ba/w"
-
 /* A -J duration (or chapter time) beyond this is treated as unknown: no real video is longer than a month, and a
  * hostile 1e308 would otherwise overflow cost and timestamp arithmetic downstream. */
 #define GW_YTDLP_MAX_DURATION_S (31.0 * 24 * 3600)
-#define GW_YTDLP_MAX_URL 2048
-#define GW_YTDLP_ID_LEN 11
-/* Subtitle files larger than this are skipped rather than read into memory. */
+/* Subtitle files yt-dlp wrote larger than this are skipped rather than read into memory. */
 #define GW_YTDLP_MAX_SUB_BYTES (64u * 1024 * 1024)
-
-/* --- URL intake ---------------------------------------------------------------------------------------------------- */
-
-/* True when host (lower- or mixed-case, IPv6 literals with or without brackets) is one of the comma-separated entries
- * of allowed_hosts_csv (NULL or "" means GW_YTDLP_DEFAULT_HOSTS). Exact, case-insensitive match; blanks around entries
- * are ignored. */
-bool gw_ytdlp_host_allowed(const char *host, const char *allowed_hosts_csv);
-
-/* Validates a user-supplied video link and reduces it to the canonical form handed to yt-dlp.
- *
- * YouTube hosts (youtube.com and its subdomains, youtu.be, youtube-nocookie.com; each must also be allowed by
- * allowed_hosts_csv): accepts watch?v=ID (extra parameters such as &t= and &list= are ignored), youtu.be/ID,
- * /shorts/ID, /embed/ID, /live/ID, /v/ID, /e/ID, with or without http(s)://, on any allowed subdomain (m., music.).
- * On success video_id_out holds the 11-character id and *canonical_url_out (malloc'd, caller frees) is
- * "https://www.youtube.com/watch?v=ID".
- *
- * Other hosts: accepted only when named in allowed_hosts_csv explicitly (meant for tests pointing yt-dlp at a local
- * page, e.g. "127.0.0.1"); for such a host an IP literal and any port are allowed, the link must carry an http(s)
- * scheme, video_id_out is "" and the canonical URL is the input unchanged.
- *
- * Refused with error_code "invalid_url" and a user-facing message: empty or longer than GW_YTDLP_MAX_URL bytes; NUL,
- * whitespace, control, backslash or non-ASCII bytes (homoglyph hosts); a leading '-' (option injection); schemes other
- * than http/https; user:pass@; IP literals in any spelling (dotted, decimal "2130706433", hex "0x7f.1", octal, IPv6)
- * unless explicitly allowed; a non-default port on a YouTube host; hosts not allowed; playlist, channel, search and
- * other pages that are not a single video; malformed video ids. video_id_out must hold 12 bytes; error_code and
- * error_message may be NULL. Returns 0 or -1. */
-int gw_ytdlp_normalize_url(const char *input, const char *allowed_hosts_csv, char *video_id_out, char **canonical_url_out,
-                           const char **error_code, const char **error_message);
-/* The same with an explicit length, so a NUL inside the first len bytes is seen and refused (JSON strings may hold one). */
-int gw_ytdlp_normalize_url_n(const char *input, size_t len, const char *allowed_hosts_csv, char *video_id_out,
-                             char **canonical_url_out, const char **error_code, const char **error_message);
 
 /* --- argv ------------------------------------------------------------------------------------------------------------ */
 
@@ -87,17 +45,14 @@ int gw_ytdlp_normalize_url_n(const char *input, size_t len, const char *allowed_
  * scratch_dir is NULL. */
 char **gw_ytdlp_argv_fetch(const char *ytdlp_path, const char *url, const char *scratch_dir, const char *sub_langs);
 
-/* Deep mode's media download to SCRATCH/video.mp4 (format GW_YTDLP_DOWNLOAD_FORMAT, merged to mp4). max_filesize_bytes
- * 0 means no limit; ffmpeg_path NULL means yt-dlp finds ffmpeg on PATH. Note that yt-dlp treats --max-filesize as
- * "skip", not "fail": it exits 0 without writing the file, so the caller must check that the file exists. */
-char **gw_ytdlp_argv_download(const char *ytdlp_path, const char *url, const char *scratch_dir, uint64_t max_filesize_bytes,
-                              const char *ffmpeg_path);
-
 /* The deep-mode --format for a height cap: "bv*[height<=H]+ba/b[height<=H]/wv*+ba/w" (max_height <= 0: 480). malloc'd. */
 char *gw_ytdlp_video_format(long max_height);
 /* --format for the audio fallback: the smallest audio-only stream (speech needs little), else the smallest file. */
 #define GW_YTDLP_AUDIO_FORMAT "wa/ba/w"
-/* A media download to SCRATCH/<stem>.<ext> with the given --format, otherwise like gw_ytdlp_argv_download. */
+/* A media download to SCRATCH/<stem>.<ext> with the given --format (e.g. from gw_ytdlp_video_format), merged to mp4 when
+ * it is a video. max_filesize_bytes 0 means no limit; ffmpeg_path NULL means yt-dlp finds ffmpeg on PATH. Note that
+ * yt-dlp treats --max-filesize as "skip", not "fail": it exits 0 without writing the file, so the caller must check
+ * that the file exists. NULL when url or scratch_dir is NULL. */
 char **gw_ytdlp_argv_media(const char *ytdlp_path, const char *url, const char *scratch_dir, const char *stem, const char *format,
                            uint64_t max_filesize_bytes, const char *ffmpeg_path);
 
@@ -110,13 +65,12 @@ void gw_argv_free(char **argv); /* NULL-safe */
 
 /* --- metadata -------------------------------------------------------------------------------------------------------- */
 
-/* Parses yt-dlp's -J output. *out is overwritten (free with gw_video_meta_free; it is left empty on failure).
+/* Reads yt-dlp's -J output, already parsed (the pipeline parses it once for metadata and transcript; root may be NULL).
+ * *out is overwritten (free with gw_video_meta_free; it is left empty on failure).
  * id is required; title defaults to ""; channel falls back to uploader; duration is -1 when absent, null, negative or
  * above GW_YTDLP_MAX_DURATION_S;
  * chapters without end_time end where the next one starts (or at the duration, else -1). Errors: "bad_metadata"
- * (not JSON, not an object, no id), "invalid_url" (a playlist/multi-video result rather than one video). */
-int gw_ytdlp_parse_meta(const char *json, size_t len, gw_video_meta_t *out, const char **error_code);
-/* The same from an already parsed -J document (the pipeline parses it once for metadata and transcript). */
+ * (not an object, no id), "invalid_url" (a playlist/multi-video result rather than one video). */
 int gw_ytdlp_meta_from_json(const json_t *root, gw_video_meta_t *out, const char **error_code);
 
 /* Refuses videos the pipeline cannot analyse, all permanent: live/upcoming/just-ended streams -> "live_stream",
@@ -130,36 +84,21 @@ int gw_ytdlp_check_meta(const gw_video_meta_t *m, const char **error_code, const
  * Wanted languages, best first: prefer_langs in order (NULL-terminated, may be NULL), the video's own language
  * (meta->language, or when unknown the language of a "<lang>-orig" ASR track), English; an exact tag beats a primary
  * subtag match ("en-GB" for "en"). Order: tracks in a wanted language before others; then manual before automatic;
- * then by wanted-language rank; then original before machine-translated ("tlang=" in its json_from_J URL); then
- * json3, vtt, srt. Manual vs automatic comes from json_from_J's "subtitles" / "automatic_captions" (NULL or unparsable:
- * "-orig" tracks are automatic, others assumed manual). A file that fails to parse or holds no text is skipped for the
- * next one. *out is overwritten; its language is the track key without "-orig". None usable -> "no_transcript";
- * none written although json_from_J's requested_subtitles names tracks (their download failed, e.g. HTTP 429: yt-dlp
- * still exits 0) -> "subtitles_unavailable"; scratch_dir unreadable -> "scratch_unavailable". The last two are
- * transient. */
-int gw_ytdlp_load_transcript(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
-                             const char *json_from_J, gw_transcript_t *out, const char **error_code);
-/* The same with the parsed -J document (root may be NULL). */
+ * then by wanted-language rank; then original before machine-translated ("tlang=" in its URL in root, the parsed -J
+ * document); then json3, vtt, srt. Manual vs automatic comes from root's "subtitles" / "automatic_captions" (root NULL
+ * or without them: "-orig" tracks are automatic, others assumed manual). A file that fails to parse or holds no text is skipped for
+ * the next one. *out is overwritten; its language is the track key without "-orig". None usable -> "no_transcript"; none written
+ * although root's requested_subtitles names tracks (their download failed, e.g. HTTP 429: yt-dlp still exits 0) ->
+ * "subtitles_unavailable"; scratch_dir unreadable -> "scratch_unavailable". The last two are transient. */
 int gw_ytdlp_load_transcript_json(const char *scratch_dir, const gw_video_meta_t *meta, const char *const *prefer_langs,
                                   const json_t *root, gw_transcript_t *out, const char **error_code);
-
-/* Subtitle parsers, exported for tests and fuzzing. Each overwrites *out (source set, language NULL) and returns 0 even
- * when no text was found (nsegments == 0), or -1 when buf is not that format. Segments are sorted by start (stable),
- * text is single-line, whitespace-collapsed, trimmed, valid UTF-8 (invalid bytes become U+FFFD).
- * json3: events[].{tStartMs,dDurationMs,segs[].utf8}; aAppend events and blank segments are skipped.
- * vtt: WEBVTT header, BOM, CRLF/CR, NOTE/STYLE/REGION blocks, cue ids and settings, HH:MM:SS.mmm and MM:SS.mmm, inline
- * tags and timestamps stripped, HTML entities decoded; srt: index lines, "," decimal separator, <font>/{\an8} tags.
- * Both drop lines repeated from the previous cue (YouTube's rolling auto-captions), extending the earlier segment. */
-int gw_parse_json3(const char *buf, size_t len, gw_transcript_t *out);
-int gw_parse_vtt(const char *buf, size_t len, gw_transcript_t *out);
-int gw_parse_srt(const char *buf, size_t len, gw_transcript_t *out);
 
 /* --- failures -------------------------------------------------------------------------------------------------------- */
 
 /* Maps a failed run (its stderr and exit code; a negative exit code means killed by a signal) to an error code, a
  * user-actionable message that never quotes stderr, and whether a retry may help. Permanent: private_video,
  * video_unavailable, age_restricted, members_only, live_stream, invalid_url, format_unavailable (download runs: no
- * format matched GW_YTDLP_DOWNLOAD_FORMAT). Transient: bot_check, rate_limited,
+ * format matched the requested --format). Transient: bot_check, rate_limited,
  * network_error, ytdlp_failed (anything unrecognised). stderr_text may be NULL. */
 void gw_ytdlp_classify_failure(const char *stderr_text, int exit_code, const char **error_code, const char **message,
                                bool *transient);

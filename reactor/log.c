@@ -63,11 +63,6 @@ void gw_log_set_error_hook(void (*hook)(const char *, const char *, void *), voi
     logger.hook_data = data;
 }
 
-bool gw_log_enabled(gw_log_level_t level)
-{
-    return level >= logger.level;
-}
-
 void gw_log_dispose(void)
 {
     for (size_t i = 0; i < logger.nsecrets; i++)

@@ -18,7 +18,6 @@ void gw_log_init(gw_log_level_t level, bool json);
 void gw_log_secret(const char *value);
 /* Redirects output (tests); NULL restores stderr. */
 void gw_log_set_sink(void (*sink)(const char *line, void *data), void *data);
-bool gw_log_enabled(gw_log_level_t level);
 /* Called with every ERROR line's (redacted) message, e.g. to report it to Sentry; not re-entered from itself. */
 void gw_log_set_error_hook(void (*hook)(const char *job_id, const char *message, void *data), void *data);
 

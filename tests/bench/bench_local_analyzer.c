@@ -1,6 +1,6 @@
 /* Prints how long the local analyzer takes for transcripts of growing length (synthetic sentences drawn from
  * drifting topic vocabularies), and checks each result validates. Run: build/tests/bench_local_analyzer */
-#include "handlers/gemini.h"
+#include "handlers/result.h"
 #include "handlers/local_analyzer.h"
 #include <stdio.h>
 #include <stdlib.h>

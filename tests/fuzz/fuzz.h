@@ -46,7 +46,7 @@ static inline bool fuzz_utf8_valid(const char *s)
     return true;
 }
 
-/* The contract of gw_parse_json3/vtt/srt (handlers/ytdlp.h): sorted, single-line, trimmed, non-empty, valid UTF-8. */
+/* The contract of gw_parse_json3/vtt/srt (handlers/subtitles.h): sorted, single-line, trimmed, non-empty, valid UTF-8. */
 static inline void fuzz_check_transcript(const gw_transcript_t *t)
 {
     for (size_t i = 0; i < t->nsegments; i++) {

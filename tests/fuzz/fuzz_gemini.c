@@ -2,7 +2,9 @@
  * model wrote, HTTP error classification (retryDelay, quota), and the Files API response parser. */
 #include "fuzz.h"
 #include "handlers/gemini.h"
+#include "handlers/result.h"
 #include <stdio.h>
+#include <strings.h>
 
 static void check_error(const gw_gemini_error_t *e)
 {
@@ -24,7 +26,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = gw_gemini_parse_response(buf, size, &r);
     FUZZ_ASSERT((rc == 0) == (r.outcome == GW_GEMINI_OK));
     FUZZ_ASSERT(rc != 0 || r.result != NULL);
-    FUZZ_ASSERT(gw_gemini_outcome_name(r.outcome) != NULL);
     FUZZ_ASSERT((gw_gemini_outcome_error_code(r.outcome) == NULL) == (r.outcome == GW_GEMINI_OK));
     if (r.result != NULL) {
         char err[256];
@@ -32,7 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool deep = size > 0 && (data[0] & 1);
         double duration = size > 1 ? (double)(data[1] % 8) * 300.0 - 1.0 : -1.0;
         if (gw_result_validate_ex(r.result, duration, deep, err, sizeof(err), &repairs) == 0) {
-            gw_result_fill_title(r.result, "fallback");
+            /* The title rule: a known video title always wins; the model's other wording sits beside it. */
+            FUZZ_ASSERT(gw_result_fill_title(r.result, "fallback") == 1);
+            FUZZ_ASSERT(strcmp(json_string_value(json_object_get(r.result, "title")), "fallback") == 0);
+            const char *mt = json_string_value(json_object_get(r.result, "modelTitle"));
+            FUZZ_ASSERT(mt == NULL || strcasecmp(mt, "fallback") != 0);
+            FUZZ_ASSERT(gw_result_validate(r.result, duration, deep, err, sizeof(err)) == 0);
             char *again = json_dumps(r.result, JSON_COMPACT);
             FUZZ_ASSERT(again != NULL);
             free(again);

@@ -2,7 +2,7 @@
  * three; every result must keep the parsers' documented invariants. Built three times (FUZZ_FORMAT) so that each
  * parser also gets its own target and coverage figure. */
 #include "fuzz.h"
-#include "handlers/ytdlp.h"
+#include "handlers/subtitles.h"
 
 #ifndef FUZZ_FORMAT
 #define FUZZ_FORMAT 0 /* 1 json3, 2 vtt, 3 srt, 0 = chosen by the first byte */

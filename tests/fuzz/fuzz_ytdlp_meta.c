@@ -10,7 +10,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
     gw_video_meta_t m;
     const char *code = NULL, *msg = NULL;
-    if (gw_ytdlp_parse_meta(buf, size, &m, &code) == 0) {
+    json_t *root = json_loadb(buf, size, 0, NULL); /* the pipeline parses -J once and hands the document over */
+    int rc = gw_ytdlp_meta_from_json(root, &m, &code);
+    json_decref(root);
+    if (rc == 0) {
         FUZZ_ASSERT(m.id != NULL && m.title != NULL);
         FUZZ_ASSERT(m.duration >= 0 || m.duration == -1);
         for (size_t i = 0; i < m.nchapters; i++)

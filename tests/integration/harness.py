@@ -137,6 +137,7 @@ def worker_env(db, **extra):
         "LEASE_SECONDS": "3",
         "POLL_INTERVAL_MS": "5000",
         "SHUTDOWN_GRACE_MS": "2000",
+        "GW_STRICT_STATES": "1",  # an impossible job state transition aborts the worker (handlers/job.c)
     })
     env.update({k: str(v) for k, v in extra.items()})
     for k in WORKER_TIMINGS:
@@ -209,10 +210,17 @@ class Worker:
         return total if found else None
 
     def send(self, sig):
+        self.signalled = True
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stops the worker and returns its exit status. Checked here, for every test (some never look at it): a first
+        SIGTERM must end in exit 0 (a leak LeakSanitizer reports at shutdown changes the status), and no worker log may
+        hold a sanitizer report, whatever the status (a SIGKILLed or deliberately crashed worker included)."""
+        graceful = False
         if self.proc.poll() is None:
+            graceful = sig == signal.SIGTERM and not getattr(self, "signalled", False)
+            self.signalled = True
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout * SCALE)
@@ -220,10 +228,24 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
-        if WRAPPER and self.proc.returncode == 99:
+        rc = self.proc.returncode
+        if WRAPPER and rc == 99:
             # valgrind found errors or definite/indirect leaks: fail the test module, show the report
             check(False, "memcheck errors in %s:\n%s" % (self.log_path, self.read_log()[-20000:]))
-        return self.proc.returncode
+        elif graceful:
+            check(rc == 0, "worker exit status %s after SIGTERM (%s):\n%s" % (rc, self.log_path, self.read_log()[-4000:]))
+        reports = sanitizer_reports(self.read_log())
+        check(not reports, "sanitizer report in %s:\n%s" % (self.log_path, reports[:20000]))
+        return rc
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(log):
+    """The part of a log from its first ASan/LSan/UBSan report on, or "" when there is none."""
+    at = [log.find(m) for m in SANITIZER_MARKERS if m in log]
+    return log[min(at):] if at else ""
 
 
 def wait_for(pred, timeout=20, interval=0.02):

@@ -1,16 +1,22 @@
-"""The operator commands: enqueue, status (human and --json), analyze (pipeline without a database), migrate,
---version, --help — the production binary against real PostgreSQL and the stand-ins."""
+"""The operator commands: enqueue, status (human and --json), analyze (pipeline without a database), cancel, migrate,
+--version (and the build identity behind it), --help and each command's --help, stray arguments refused — the
+production binary against real PostgreSQL and the stand-ins."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import uuid
 
-from harness import BIN, Database, check, report, worker_env
+from harness import BIN, SRC, Database, check, report, worker_env
 from standins import fake_gemini, pipeline_env
 
 GW = os.path.join(BIN, "glint-worker")
+
+
+ROOT = os.path.abspath(os.path.join(SRC, ".."))
+COMMANDS = ("serve", "migrate", "enqueue", "status", "analyze", "cancel")
 
 
 def run(env, *args, timeout=60):
@@ -18,16 +24,97 @@ def run(env, *args, timeout=60):
     return p.returncode, p.stdout, p.stderr
 
 
+def git(cwd, *args):
+    p = subprocess.run(["git", "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@example.com"] + list(args),
+                       cwd=cwd, capture_output=True, text=True)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+def build_id(src, out, **env):
+    """cmake/build_id.cmake as the build runs it; returns the generated header (text, mtime)."""
+    e = {k: v for k, v in os.environ.items() if k != "GW_COMMIT"}
+    e.update(env)
+    subprocess.run(["cmake", "-DSRC=" + src, "-DOUT=" + out, "-DVERSION=9.8.7", "-P", os.path.join(ROOT, "cmake", "build_id.cmake")],
+                   env=e, check=True, capture_output=True)
+    with open(out) as f:
+        text = f.read()
+    return re.search(r'#define GW_COMMIT "([^"]*)"', text).group(1), os.stat(out).st_mtime_ns
+
+
+def check_build_id():
+    """The commit in gw_build.h follows git: a new commit rewrites it, an unchanged tree leaves the file (and so the
+    objects that include it) untouched, outside a checkout it is "unknown", and $GW_COMMIT (the image build) wins."""
+    tmp = tempfile.mkdtemp(prefix="glint-buildid-")
+    try:
+        repo, out = os.path.join(tmp, "repo"), os.path.join(tmp, "gw_build.h")
+        os.mkdir(repo)
+        git(repo, "init", "-q")
+        with open(os.path.join(repo, "f"), "w") as f:
+            f.write("1")
+        git(repo, "add", "f")
+        git(repo, "commit", "-qm", "one")
+        first = git(repo, "rev-parse", "--short=12", "HEAD")
+        commit, mtime = build_id(repo, out)
+        check(first and commit == first, "build id = HEAD: %r vs %r" % (commit, first))
+        again, mtime2 = build_id(repo, out)
+        check(again == first and mtime2 == mtime, "an unchanged tree leaves gw_build.h untouched")
+        with open(os.path.join(repo, "f"), "w") as f:
+            f.write("2")
+        commit, _ = build_id(repo, out)
+        check(commit == first + "-dirty", "uncommitted changes: %r" % commit)
+        git(repo, "commit", "-qam", "two")
+        second = git(repo, "rev-parse", "--short=12", "HEAD")
+        commit, _ = build_id(repo, out)
+        check(second != first and commit == second, "a new commit is picked up by the next build: %r vs %r" % (commit, second))
+        plain = os.path.join(tmp, "plain")
+        os.mkdir(plain)
+        commit, _ = build_id(plain, out)
+        check(commit == "unknown", "outside a git checkout: %r" % commit)
+        commit, _ = build_id(plain, out, GW_COMMIT="0123abcdef45")
+        check(commit == "0123abcdef45", "$GW_COMMIT wins: %r" % commit)
+    finally:
+        shutil.rmtree(tmp)
+
+
 db = Database("cli")
 try:
     env = worker_env(db, DATABASE_URL=db.url)  # operator commands (migrate, enqueue) run as the schema owner
     rc, out, err = run(env, "--version")
-    check(rc == 0 and re.match(r"^glint-worker \d+\.\d+\.\d+\n$", out), "--version: %r" % out)
+    m = re.match(r"^glint-worker \d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n$", out)
+    check(rc == 0 and m, "--version names version and commit: %r" % out)
+    head = git(ROOT, "rev-parse", "--short=12", "HEAD") if shutil.which("git") else None
+    if m and head and not os.environ.get("GW_COMMIT"):
+        check(m.group(1).split("-")[0] == head, "--version's commit is the checkout's HEAD: %r vs %s" % (out, head))
+    if shutil.which("git") and shutil.which("cmake"):
+        check_build_id()
+    else:
+        print("SKIP build id script: git or cmake missing")
     rc, out, err = run(env, "--help")
     check(rc == 0 and all(c in out for c in ("enqueue URL", "status ID", "analyze URL", "migrate", "DATABASE_URL")),
           "--help lists the commands and the configuration")
     rc, out, err = run(env, "frobnicate")
     check(rc == 2 and "unknown command" in err, "unknown command -> 2: %r" % err)
+
+    # every command's --help: its usage on stdout, exit 0, before (and without) any configuration or database
+    bare = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    for cmd in COMMANDS:
+        for flag in ("--help", "-h"):
+            rc, out, err = run(bare, cmd, flag)
+            check(rc == 0 and out.startswith("usage: glint-worker %s" % cmd) and "Exit status" in out and err == "",
+                  "%s %s: rc=%d %r %r" % (cmd, flag, rc, out[:80], err))
+    rc, out, err = run(env, "enqueue", "https://youtu.be/ok000000000", "--mode", "deep", "--help")
+    check(rc == 0 and "--user UUID" in out, "--help wins anywhere on the line: %r" % out[:80])
+    rc, out, err = run(env, "migrate", "--help")
+    check(rc == 0 and db.one("SELECT to_regclass('glint_migrations')") is None, "migrate --help migrates nothing")
+    # stray arguments: exit 2 with one line naming the argument, nothing done
+    for args, word in ((["migrate", "extra"], "extra"), (["serve", "extra"], "extra"), (["extra-cmd"], "extra-cmd"),
+                       (["status", str(uuid.uuid4()), "more"], "more"), (["cancel", str(uuid.uuid4()), "more"], "more"),
+                       (["enqueue", "https://youtu.be/ok000000000", "--json"], "--json"),
+                       (["status", str(uuid.uuid4()), "--mode", "deep"], "--mode"), (["migrate", "--force"], "--force"),
+                       (["--version", "extra"], "--version"), (["cancel"], "missing job id")):
+        rc, out, err = run(env, *args)
+        check(rc == 2 and out == "" and err.count("\n") == 1 and word in err, "%s -> 2: rc=%d %r" % (args, rc, err))
+    check(db.one("SELECT to_regclass('glint_migrations')") is None, "migrate extra migrated nothing")
 
     # migrate: applies, then is idempotent
     rc, out, err = run(env, "migrate")
@@ -62,6 +149,24 @@ try:
     check(rc == 2 and "--mode" in err, "bad --mode: %r" % err)
     rc, out, err = run(env, "enqueue")
     check(rc == 2 and "missing URL" in err, "missing URL: %r" % err)
+
+    # cancel: PENDING -> CANCELLED with the refund, once; a finished or unknown job is left alone
+    cuser = str(uuid.uuid4())
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 1)", cuser)
+    rc, out, err = run(env, "enqueue", "https://youtu.be/ok000000009", "--user", cuser)
+    cid = out.strip()
+    check(rc == 0 and db.one("SELECT balance FROM user_credits WHERE user_id = %s", cuser) == 0, "enqueued for cancel: %r" % err)
+    rc, out, err = run(env, "cancel", cid)
+    check(rc == 0 and cid in out and "CANCELLED" in out, "cancel: rc=%d %r %r" % (rc, out, err))
+    check(db.one("SELECT status FROM analysis_jobs WHERE id = %s", cid) == "CANCELLED"
+          and db.one("SELECT balance FROM user_credits WHERE user_id = %s", cuser) == 1, "cancelled and refunded")
+    rc, out, err = run(env, "cancel", cid)
+    check(rc == 1 and "already CANCELLED" in err and db.one("SELECT balance FROM user_credits WHERE user_id = %s", cuser) == 1,
+          "cancel twice: refunded once: %r" % err)
+    rc, out, err = run(env, "cancel", str(uuid.uuid4()))
+    check(rc == 1 and "no job" in err, "cancel of an unknown id: %r" % err)
+    rc, out, err = run(env, "cancel", "xyz")
+    check(rc == 2 and "UUID" in err, "cancel of a malformed id: %r" % err)
 
     # status: human and JSON, for a pending and a completed job
     rc, out, err = run(env, "status", jid)

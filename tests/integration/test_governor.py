@@ -19,7 +19,7 @@ from standins import fake_gemini, pipeline_env
 RPM, WINDOW_MS, JOBS = 10, 4000, 30
 IDEAL_S = JOBS / RPM * WINDOW_MS / 1000.0
 FLASH = "gemini-3.6-flash"
-FLASH_PRICE = (1.50, 9.00, 9.00)  # the default GEMINI_PRICES entry (reactor/config.c)
+FLASH_PRICE = (1.50, 9.00, 9.00)  # the default GEMINI_PRICES entry (handlers/settings.c)
 
 tmp = tempfile.mkdtemp(prefix="glint-gov-")
 work_dir = os.path.join(tmp, "work")

@@ -30,6 +30,30 @@ def run_job(url, max_attempts=3, timeout=30, user=None):
     return jid, db.q("SELECT status, error_code, attempts FROM analysis_jobs WHERE id = %s", jid)[0]
 
 
+def run_job_watched(url, max_attempts, timeout=40):
+    """run_job, also recording every (status, error_code) the row passes through (a retry's PENDING included)."""
+    user = str(uuid.uuid4())
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 10)", user)
+    jid = db.one("SELECT glint_enqueue_job(%s, %s)", user, url)
+    db.q("UPDATE analysis_jobs SET max_attempts = %s WHERE id = %s", max_attempts, jid)
+    seen = []
+
+    def done():
+        row = db.q("SELECT status, error_code FROM analysis_jobs WHERE id = %s", jid)[0]
+        if not seen or seen[-1] != row:
+            seen.append(row)
+        return row[0] in ("COMPLETED", "FAILED")
+    wait_for(done, timeout, interval=0.01)
+    return jid, db.q("SELECT status, error_code, attempts FROM analysis_jobs WHERE id = %s", jid)[0], seen
+
+
+def fetch_runs(vid):
+    """The fake yt-dlp's -J runs and -f (download) runs for one video id."""
+    runs = [json.loads(l)["argv"] for l in open(ytlog)]
+    mine = [a for a in runs if a[-1].endswith(vid)]
+    return sum("-J" in a for a in mine), sum("-f" in a for a in mine)
+
+
 def refunds(jid):
     return db.one("SELECT count(*) FROM credit_ledger WHERE job_id = %s AND reason = 'refund'", jid)
 
@@ -84,6 +108,20 @@ try:
     for vid, code in (("bot_check00", "bot_check"), ("hang0000000", "ytdlp_timeout")):
         jid, row = run_job("https://youtu.be/" + vid, max_attempts=2, timeout=40)
         check(row == ("FAILED", code, 2) and refunds(jid) == 1, "%s -> retried then %s: %r" % (vid, code, row))
+        # the final failure says what happened, never that the job will be retried (docs/errors.md)
+        msg = db.one("SELECT error_message FROM analysis_jobs WHERE id = %s", jid)
+        check("retried" not in msg and msg.endswith("Gave up after 2 attempts."),
+              "final message for %s: %r" % (code, msg))
+
+    # captions offered but not written (yt-dlp chose them in requested_subtitles, the download failed, yt-dlp only
+    # warned): subtitles_unavailable, transient -> retried; the last attempt falls back to the audio track
+    jid, row, seen = run_job_watched("https://youtu.be/subs_fail00", max_attempts=2)
+    check(("PENDING", "subtitles_unavailable") in seen, "captions not written -> retried as subtitles_unavailable: %r" % seen)
+    check(row == ("COMPLETED", None, 2) and refunds(jid) == 0, "last attempt -> COMPLETED from the audio: %r" % (row,))
+    check(db.one("SELECT timings->>'transcript_source' FROM analysis_results WHERE job_id = %s", jid) == "audio",
+          "last attempt's source is the audio")
+    check(fetch_runs("subs_fail00") == (2, 1), "two -J runs, then one audio download: %r" % (fetch_runs("subs_fail00"),))
+    check("subtitles_unavailable" in w.read_log(), "the retry is logged with its code")
 
     # hostile URLs never reach yt-dlp
     before = len(open(ytlog).readlines())
@@ -132,6 +170,22 @@ try:
     log = w.read_log()
     check(KEY not in log, "the API key never appears in the log")
     check(w.stop() == 0, "clean exit")
+    w = None
+
+    # the same with the local analyzer, which cannot listen: retried until the attempts are spent, then FAILED
+    # subtitles_unavailable (not no_transcript: the captions exist) with one refund
+    w = Worker(db, binary="glint-worker", YTDLP_PATH=os.path.join(SRC, "standins", "fake-yt-dlp"), ANALYZER="local",
+               WORK_DIR=work_dir, FAKE_YTDLP_LOG=ytlog, YTDLP_TIMEOUT_MS=4000, LEASE_SECONDS=10)
+    check(w.wait_ready(), "local-analyzer worker ready")
+    db.q("UPDATE analysis_jobs SET run_after = 'infinity' WHERE status = 'PENDING'")  # nothing left over runs here
+    jid, row, seen = run_job_watched("https://youtu.be/subs_fail01", max_attempts=2)
+    check(("PENDING", "subtitles_unavailable") in seen, "local: retried as subtitles_unavailable: %r" % seen)
+    check(row == ("FAILED", "subtitles_unavailable", 2) and refunds(jid) == 1, "local: FAILED after 2 attempts: %r" % (row,))
+    msg = db.one("SELECT error_message FROM analysis_jobs WHERE id = %s", jid)
+    print("local analyzer, captions not written: %s" % msg)
+    check(fetch_runs("subs_fail01") == (2, 0), "local: two -J runs, no download: %r" % (fetch_runs("subs_fail01"),))
+    check(wait_for(lambda: os.listdir(work_dir) == [], 5), "local: scratch dirs removed")
+    check(w.stop() == 0, "local-analyzer worker: clean exit")
     w = None
 finally:
     if w:

@@ -1,4 +1,5 @@
-"""The least-privilege role of sql/007: workers connect as glint_worker and can do their job, and nothing more."""
+"""The least-privilege role of sql/007 and sql/009: workers connect as glint_worker and can do their job, and nothing
+more. Since sql/009 it changes analysis_jobs only through SECURITY DEFINER functions guarded by locked_by."""
 import uuid
 
 import psycopg2
@@ -8,7 +9,7 @@ from harness import WORKER_PASSWORD, WORKER_ROLE, Database, Worker, check, migra
 # What glint_worker may do with each table in the schema. A table missing here fails the test: whoever adds a table
 # decides (and grants in a migration) what the worker may do with it.
 POLICY = {
-    "analysis_jobs": {"SELECT", "UPDATE"},
+    "analysis_jobs": {"SELECT"},
     "analysis_results": {"SELECT"},
     "user_credits": set(),
     "credit_ledger": set(),
@@ -17,7 +18,9 @@ POLICY = {
     "glint_gemini_budget": set(),  # sql/015: only through glint_gemini_admit/settle/pause
 }
 WORKER_FUNCTIONS = {"glint_complete_jobs", "glint_fail_job", "glint_cancel_job", "glint_reap_expired",
-                    "glint_reconcile_credits", "glint_gemini_admit", "glint_gemini_settle", "glint_gemini_pause"}
+                    "glint_reconcile_credits", "glint_claim_jobs", "glint_heartbeat", "glint_set_stage",
+                    "glint_release_jobs", "glint_gemini_admit", "glint_gemini_settle",
+                    "glint_gemini_pause"}
 
 db = Database("role")
 w = None
@@ -66,7 +69,16 @@ try:
                 or (p == "UPDATE" and db.one("SELECT has_any_column_privilege(%s, %s, 'UPDATE')", WORKER_ROLE, t))}
         check(have == POLICY.get(t, set()), "%s: glint_worker has %s, policy %s" % (t, sorted(have), sorted(POLICY.get(t, []))))
 
-    # functions: the worker's four are SECURITY DEFINER with a pinned search_path and not executable by PUBLIC
+    # plain PostgreSQL too (sql/009): RLS on every table, a pinned search_path on every glint function
+    check(db.q("SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'"
+               " AND NOT relrowsecurity") == [], "row-level security on every table")
+    check(db.q("SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace AND proname LIKE 'glint%%'"
+               " AND NOT coalesce(proconfig::text LIKE '%%search_path=%%', false)") == [], "search_path pinned everywhere")
+    check(not db.one("SELECT bool_or(has_function_privilege('public', oid, 'EXECUTE')) FROM pg_proc"
+                     " WHERE pronamespace = current_schema()::regnamespace AND proname LIKE 'glint%%'"),
+          "no glint function executable by PUBLIC")
+
+    # functions: the worker's are SECURITY DEFINER with a pinned search_path and not executable by PUBLIC
     for name, definer, config, public in db.q(
             "SELECT p.proname, p.prosecdef, p.proconfig, has_function_privilege('public', p.oid, 'EXECUTE')"
             " FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace AND p.proname = ANY(%s)",
@@ -84,6 +96,8 @@ try:
     check(refused("SELECT glint_refund(%s)", j), "glint_refund as the worker refused (it would write the ledger)")
     check(refused("SELECT glint_enqueue_job(%s, 'x')", user), "glint_enqueue_job refused (charging is the backend's)")
     check(refused("UPDATE analysis_jobs SET credits_charged = 0 WHERE id = %s", j), "UPDATE credits_charged refused")
+    check(refused("UPDATE analysis_jobs SET status = 'COMPLETED' WHERE id = %s", j), "UPDATE status refused (sql/009)")
+    check(refused("UPDATE analysis_jobs SET lease_expires_at = 'infinity' WHERE id = %s", j), "UPDATE lease refused")
     check(refused("UPDATE analysis_jobs SET user_id = gen_random_uuid() WHERE id = %s", j), "UPDATE user_id refused")
     check(refused("UPDATE analysis_jobs SET video_url = 'file:///etc/passwd' WHERE id = %s", j), "UPDATE video_url refused")
     check(refused("INSERT INTO analysis_jobs (user_id, video_url) VALUES (gen_random_uuid(), 'x')"), "INSERT job refused")
@@ -106,6 +120,22 @@ try:
     check(role.cursor().execute("SELECT count(*) FROM glint_complete_jobs('someone-else', %s::jsonb)",
                                 ('[{"id":"%s","result":{}}]' % j,)) is None
           and db.one("SELECT status FROM analysis_jobs WHERE id = %s", j) == "PENDING", "complete of an unheld job: no-op")
+    # ... nor renew, stage or release one: each transition checks locked_by
+    cur = role.cursor()
+    cur.execute("SELECT count(*) FROM glint_heartbeat(ARRAY[%s]::uuid[], 'someone-else', 3600)", (j,))
+    hb = cur.fetchone()[0]
+    cur.execute("SELECT glint_set_stage(%s, 'someone-else', 'evil')", (j,))
+    st = cur.fetchone()[0]
+    cur.execute("SELECT count(*) FROM glint_release_jobs(ARRAY[%s]::uuid[], 'someone-else')", (j,))
+    rel = cur.fetchone()[0]
+    check((hb, st, rel) == (0, False, 0) and db.q("SELECT status, stage, lease_expires_at FROM analysis_jobs WHERE id = %s", j)
+          == [("PENDING", None, None)], "heartbeat/stage/release of an unheld job: no-op (%r %r %r)" % (hb, st, rel))
+    try:
+        cur.execute("SELECT * FROM glint_claim_jobs('w', 864000, 1)")
+        code = None
+    except psycopg2.Error as e:
+        code = e.pgcode
+    check(code == "22023", "a ten-day lease is refused by the claim: %s" % code)
     check(w.stop() == 0, "clean exit")
     w = None
 finally:

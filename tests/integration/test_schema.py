@@ -2,13 +2,23 @@
 import select
 import subprocess
 import time
+import os
 import uuid
 
 import psycopg2
 
 from harness import Database, check, migrate, report, worker_env, BIN
-import os
 
+CHECK_VIOLATION, NOT_NULL_VIOLATION, RAISE_EXCEPTION = "23514", "23502", "P0001"
+
+
+def sqlstate(sql, *args):
+    """The SQLSTATE a statement is refused with, or None when it was accepted."""
+    try:
+        db.q(sql, *args)
+        return None
+    except psycopg2.Error as e:
+        return e.pgcode
 
 
 def wait_notifies(conn, want, timeout=3.0):
@@ -39,15 +49,15 @@ try:
                " RETURNING status, credits_charged, attempts, max_attempts, run_after <= now(), created_at IS NOT NULL,"
                " locked_by IS NULL", user)[0]
     check(row == ("PENDING", 0, 0, 3, True, True, True), "defaults: %r" % (row,))
-    # A buggy backend: unknown mode, negative credits, missing user are refused by constraints.
-    for bad in ["INSERT INTO analysis_jobs (user_id, video_url, mode) VALUES (gen_random_uuid(), 'x', 'turbo')",
-                "INSERT INTO analysis_jobs (user_id, video_url, credits_charged) VALUES (gen_random_uuid(), 'x', -1)",
-                "INSERT INTO analysis_jobs (video_url) VALUES ('x')"]:
-        try:
-            db.q(bad)
-            check(False, "accepted: " + bad)
-        except psycopg2.Error:
-            check(True, "")
+    # A buggy backend: unknown mode, negative credits, missing user are refused by the constraint meant for them
+    # (the exact SQLSTATE: a syntax error or a missing column would be refused too, and prove nothing).
+    for bad, want in [("INSERT INTO analysis_jobs (user_id, video_url, mode) VALUES (gen_random_uuid(), 'x', 'turbo')",
+                       CHECK_VIOLATION),
+                      ("INSERT INTO analysis_jobs (user_id, video_url, credits_charged) VALUES (gen_random_uuid(), 'x', -1)",
+                       CHECK_VIOLATION),
+                      ("INSERT INTO analysis_jobs (video_url) VALUES ('x')", NOT_NULL_VIOLATION)]:
+        got = sqlstate(bad)
+        check(got == want, "refused with SQLSTATE %s (got %s): %s" % (want, got, bad))
 
     # Charge and enqueue in one call.
     db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 40)", user)
@@ -61,7 +71,8 @@ try:
         db.q("SELECT glint_enqueue_job(%s, 'https://youtu.be/dQw4w9WgXcQ', 'deep', 3600)", user)
         check(False, "insufficient credits accepted")
     except psycopg2.Error as e:
-        check("insufficient_credits" in str(e), "insufficient_credits raised: %s" % e)
+        check(e.pgcode == RAISE_EXCEPTION and e.diag.message_primary == "insufficient_credits",
+              "insufficient_credits raised (P0001): %s %s" % (e.pgcode, e))
     check(db.one("SELECT count(*) FROM analysis_jobs WHERE user_id = %s", user) == 3, "refused enqueue wrote nothing")
 
     # Refund: exactly once, even when called repeatedly; creates the balance row if missing.

@@ -110,6 +110,13 @@ static void test_request_deep_and_parts(void)
     json_t *props = json_object_get(json_object_get(gc, "responseSchema"), "properties");
     json_t *va = json_object_get(props, "visualAudit");
     CHECK(va != NULL);
+    /* The model is offered exactly the contract's type list (handlers/result.h), Product included. */
+    const char *types = json_string_value(
+        json_object_get(json_object_get(json_object_get(json_object_get(va, "items"), "properties"), "type"), "description"));
+    CHECK(types != NULL && strstr(types, "Chart, Slide, Diagram, Code, Text, Demo, Product, Person, Scene or Other") != NULL);
+    const char *si = json_string_value(
+        json_object_get(json_array_get(json_object_get(json_object_get(req, "systemInstruction"), "parts"), 0), "text"));
+    CHECK(si != NULL && strstr(si, "Demo, Product, Person") != NULL);
     CHECK_STR(json_string_value(json_object_get(json_object_get(va, "items"), "type")), "OBJECT");
     json_t *parts = json_object_get(json_array_get(json_object_get(req, "contents"), 0), "parts");
     CHECK_INT(json_array_size(parts), 2);
@@ -161,12 +168,6 @@ static void test_merge_request(void)
         json_object_get(json_array_get(json_object_get(json_object_get(req, "systemInstruction"), "parts"), 0), "text"));
     CHECK(si != NULL && strstr(si, "chronological") != NULL);
     json_decref(req);
-
-    json_t *merged = gw_result_merge_local(p, 2, false);
-    CHECK_STR(json_string_value(json_object_get(merged, "summary")), "part one\n\npart two");
-    CHECK_INT(json_array_size(json_object_get(merged, "timeline")), 2);
-    CHECK(json_object_get(merged, "visualAudit") == NULL);
-    json_decref(merged);
     json_decref(p[0]);
     json_decref(p[1]);
 }
@@ -256,7 +257,7 @@ static void expect_outcome(const char *body, gw_gemini_outcome_t want, const cha
     gw_gemini_reply_t r;
     int rc = gw_gemini_parse_response(body, strlen(body), &r);
     CHECK_INT(rc, want == GW_GEMINI_OK ? 0 : -1);
-    CHECK_STR(gw_gemini_outcome_name(r.outcome), gw_gemini_outcome_name(want));
+    CHECK_INT(r.outcome, want);
     if (code != NULL)
         CHECK_STR(gw_gemini_outcome_error_code(r.outcome), code);
     gw_gemini_reply_free(&r);
@@ -427,195 +428,6 @@ static void test_classify(void)
     CHECK_INT(gw_gemini_parse_duration_ms(NULL), -1);
 }
 
-static void test_backoff(void)
-{
-    for (int i = 0; i < 2000; i++) {
-        unsigned attempt = (unsigned)(i % 12);
-        uint64_t ceiling = 500ull << attempt;
-        if (ceiling > 30000)
-            ceiling = 30000;
-        uint64_t d = gw_backoff_ms(attempt, 500, 30000, 0);
-        CHECK(d <= ceiling);
-        d = gw_backoff_ms(attempt, 500, 30000, 26500);
-        CHECK(d >= 26500 && d <= 30000);
-        CHECK(gw_backoff_ms(attempt, 500, 30000, 90000) == 90000); /* the server wins over the cap */
-    }
-    /* Full jitter actually spreads. */
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (int i = 0; i < 200; i++) {
-        uint64_t d = gw_backoff_ms(4, 1000, 60000, 0);
-        lo = d < lo ? d : lo;
-        hi = d > hi ? d : hi;
-    }
-    CHECK(hi - lo > 4000);
-    CHECK(gw_backoff_ms(200, 1000, 60000, 0) <= 60000); /* no overflow on huge attempts */
-}
-
-/* ---- timestamps and validation ------------------------------------------------------------ */
-
-static void test_timestamps(void)
-{
-    int s = -1;
-    CHECK(gw_parse_timestamp("01:30", &s) == 0 && s == 90);
-    CHECK(gw_parse_timestamp("1:30", &s) == 0 && s == 90);
-    CHECK(gw_parse_timestamp("[01:30]", &s) == 0 && s == 90);
-    CHECK(gw_parse_timestamp(" 00:00 ", &s) == 0 && s == 0);
-    CHECK(gw_parse_timestamp("1:30:05", &s) == 0 && s == 5405);
-    CHECK(gw_parse_timestamp("01:02:03", &s) == 0 && s == 3723);
-    CHECK(gw_parse_timestamp("[1:00:00]", &s) == 0 && s == 3600);
-    CHECK(gw_parse_timestamp("75:30", &s) == 0 && s == 4530);
-    CHECK(gw_parse_timestamp("90s", &s) == -1);
-    CHECK(gw_parse_timestamp("1:5", &s) == -1);
-    CHECK(gw_parse_timestamp("01:60", &s) == -1);
-    CHECK(gw_parse_timestamp("1:60:00", &s) == -1);
-    CHECK(gw_parse_timestamp("01:30.5", &s) == -1);
-    CHECK(gw_parse_timestamp("[01:30", &s) == -1);
-    CHECK(gw_parse_timestamp("01:30]", &s) == -1);
-    CHECK(gw_parse_timestamp("123:00:00", &s) == -1);
-    CHECK(gw_parse_timestamp("", &s) == -1);
-    CHECK(gw_parse_timestamp(NULL, &s) == -1);
-    CHECK(gw_parse_timestamp("-1:00", &s) == -1);
-
-    char buf[32];
-    gw_format_timestamp(0, buf, sizeof(buf));
-    CHECK_STR(buf, "00:00");
-    gw_format_timestamp(90, buf, sizeof(buf));
-    CHECK_STR(buf, "01:30");
-    gw_format_timestamp(3599, buf, sizeof(buf));
-    CHECK_STR(buf, "59:59");
-    gw_format_timestamp(3600, buf, sizeof(buf));
-    CHECK_STR(buf, "1:00:00");
-    gw_format_timestamp(5405, buf, sizeof(buf));
-    CHECK_STR(buf, "1:30:05");
-    gw_format_timestamp(-5, buf, sizeof(buf));
-    CHECK_STR(buf, "00:00");
-}
-
-static json_t *load(const char *s)
-{
-    json_t *j = json_loads(s, 0, NULL);
-    if (j == NULL)
-        abort();
-    return j;
-}
-
-static void test_validate_repairs(void)
-{
-    json_t *r = load("{\"title\":\"  T  \",\"summary\":\" A summary. \",\"keyTakeaways\":[\" one \",\"\",3,\"two\"],"
-                     "\"timeline\":["
-                     "{\"timestamp\":\"[0:00]\",\"description\":\" Intro \",\"details\":[\"a\",\" \"],\"extra\":1},"
-                     "{\"timestamp\":\"02:00\",\"description\":\"Main\"},"
-                     "{\"timestamp\":\"01:00\",\"description\":\"Backwards\",\"details\":[]},"
-                     "{\"timestamp\":\"90s\",\"description\":\"Bad ts\",\"details\":[]},"
-                     "{\"timestamp\":\"03:00\",\"description\":\"  \",\"details\":[]},"
-                     "{\"timestamp\":\"09:59\",\"description\":\"Slack ok\",\"details\":[]},"
-                     "{\"timestamp\":\"10:05\",\"description\":\"Too late\",\"details\":[]}],"
-                     "\"keywords\":[\"C\",\"compilers\",\"Compilers\",\" c \",\"LLVM\"],"
-                     "\"visualAudit\":[{\"timestamp\":\"01:30\",\"detail\":\"chart\",\"type\":\"Chart\"}],"
-                     "\"confidence\":0.9}");
-    char err[256];
-    unsigned repairs = 0;
-    CHECK_INT(gw_result_validate_ex(r, 598.5, false, err, sizeof(err), &repairs), 0);
-    CHECK(repairs > 5);
-    CHECK(err[0] != '\0');
-    CHECK_STR(json_string_value(json_object_get(r, "title")), "T");
-    CHECK_STR(json_string_value(json_object_get(r, "summary")), "A summary.");
-    json_t *kt = json_object_get(r, "keyTakeaways");
-    CHECK_INT(json_array_size(kt), 2);
-    CHECK_STR(json_string_value(json_array_get(kt, 0)), "one");
-    json_t *tl = json_object_get(r, "timeline");
-    CHECK_INT(json_array_size(tl), 3);
-    CHECK_STR(json_string_value(json_object_get(json_array_get(tl, 0), "timestamp")), "00:00");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(tl, 0), "description")), "Intro");
-    CHECK_INT(json_array_size(json_object_get(json_array_get(tl, 0), "details")), 1);
-    CHECK(json_object_get(json_array_get(tl, 0), "extra") == NULL);
-    CHECK(json_is_array(json_object_get(json_array_get(tl, 1), "details"))); /* added */
-    CHECK_STR(json_string_value(json_object_get(json_array_get(tl, 2), "description")), "Slack ok");
-    json_t *kw = json_object_get(r, "keywords");
-    CHECK_INT(json_array_size(kw), 3);
-    CHECK_STR(json_string_value(json_array_get(kw, 0)), "C");
-    CHECK_STR(json_string_value(json_array_get(kw, 1)), "compilers");
-    CHECK_STR(json_string_value(json_array_get(kw, 2)), "LLVM");
-    CHECK(json_object_get(r, "visualAudit") == NULL); /* not deep */
-    CHECK(json_object_get(r, "confidence") == NULL);
-    json_decref(r);
-
-    /* A clean result needs no repair; unknown duration skips the range check. */
-    r = load("{\"title\":\"T\",\"summary\":\"S\",\"keyTakeaways\":[\"k\"],\"timeline\":[{\"timestamp\":\"00:00\","
-             "\"description\":\"d\",\"details\":[]},{\"timestamp\":\"2:00:00\",\"description\":\"late\",\"details\":[\"x\"]}],"
-             "\"keywords\":[]}");
-    CHECK_INT(gw_result_validate_ex(r, -1, false, err, sizeof(err), &repairs), 0);
-    CHECK_INT(repairs, 0);
-    CHECK_STR(err, "");
-    CHECK_INT(json_array_size(json_object_get(r, "timeline")), 2);
-    json_decref(r);
-
-    /* Long video: normalization to H:MM:SS. */
-    r = load("{\"summary\":\"S\",\"keyTakeaways\":[\"k\"],\"timeline\":[{\"timestamp\":\"75:30\",\"description\":\"d\","
-             "\"details\":[]}],\"keywords\":[\"a\"]}");
-    CHECK_INT(gw_result_validate(r, 5000, false, err, sizeof(err)), 0);
-    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(r, "timeline"), 0), "timestamp")), "1:15:30");
-    CHECK(json_object_get(r, "title") == NULL);
-    CHECK_INT(gw_result_fill_title(r, "  From metadata "), 1);
-    CHECK_STR(json_string_value(json_object_get(r, "title")), "From metadata");
-    CHECK_INT(gw_result_fill_title(r, "Other"), 0);
-    CHECK_STR(json_string_value(json_object_get(r, "title")), "From metadata");
-    json_decref(r);
-}
-
-static void test_validate_deep(void)
-{
-    char err[256];
-    json_t *r = load("{\"title\":\"T\",\"summary\":\"S\",\"keyTakeaways\":[\"k\"],\"timeline\":[{\"timestamp\":\"00:10\","
-                     "\"description\":\"d\",\"details\":[]}],\"keywords\":[\"a\"],\"visualAudit\":["
-                     "{\"timestamp\":\"00:30\",\"detail\":\" Bar chart \",\"type\":\"Chart\"},"
-                     "{\"timestamp\":\"00:20\",\"detail\":\"backwards\",\"type\":\"Slide\"},"
-                     "{\"timestamp\":\"00:40\",\"detail\":\"no type\"},"
-                     "{\"timestamp\":\"00:50\",\"detail\":\"\",\"type\":\"Slide\"},"
-                     "{\"timestamp\":\"99:00\",\"detail\":\"too late\",\"type\":\"Slide\"}]}");
-    CHECK_INT(gw_result_validate(r, 120, true, err, sizeof(err)), 0);
-    json_t *va = json_object_get(r, "visualAudit");
-    CHECK_INT(json_array_size(va), 2);
-    CHECK_STR(json_string_value(json_object_get(json_array_get(va, 0), "detail")), "Bar chart");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(va, 1), "type")), "Other");
-    json_decref(r);
-
-    r = load("{\"title\":\"T\",\"summary\":\"S\",\"keyTakeaways\":[\"k\"],\"timeline\":[{\"timestamp\":\"00:10\","
-             "\"description\":\"d\",\"details\":[]}],\"keywords\":[\"a\"]}");
-    CHECK_INT(gw_result_validate(r, 120, true, err, sizeof(err)), 0);
-    CHECK(json_is_array(json_object_get(r, "visualAudit")));
-    json_decref(r);
-}
-
-static void expect_unusable(const char *s, double duration, const char *reason_part)
-{
-    char err[256] = "";
-    json_t *r = load(s);
-    CHECK_INT(gw_result_validate(r, duration, false, err, sizeof(err)), -1);
-    if (strstr(err, reason_part) == NULL)
-        fprintf(stderr, "unexpected reason: %s (wanted %s)\n", err, reason_part);
-    CHECK(strstr(err, reason_part) != NULL);
-    json_decref(r);
-}
-
-static void test_validate_unusable(void)
-{
-    expect_unusable("[]", 10, "not a JSON object");
-    expect_unusable("{\"keyTakeaways\":[\"k\"],\"timeline\":[],\"keywords\":[]}", 10, "summary");
-    expect_unusable("{\"summary\":\"  \",\"keyTakeaways\":[\"k\"],\"timeline\":[],\"keywords\":[]}", 10, "summary");
-    expect_unusable("{\"summary\":\"S\",\"timeline\":[],\"keywords\":[]}", 10, "keyTakeaways missing");
-    expect_unusable("{\"summary\":\"S\",\"keyTakeaways\":\"k\",\"timeline\":[],\"keywords\":[]}", 10, "keyTakeaways is not");
-    expect_unusable("{\"summary\":\"S\",\"keyTakeaways\":[\"\"],\"timeline\":[],\"keywords\":[]}", 10, "keyTakeaways empty");
-    expect_unusable("{\"summary\":\"S\",\"keyTakeaways\":[\"k\"],\"keywords\":[]}", 10, "timeline missing");
-    expect_unusable("{\"summary\":\"S\",\"keyTakeaways\":[\"k\"],\"timeline\":[],\"keywords\":[]}", 10, "timeline empty");
-    expect_unusable("{\"summary\":\"S\",\"keyTakeaways\":[\"k\"],\"timeline\":[{\"timestamp\":\"00:01\",\"description\":\"d\"}]}",
-                    10, "keywords missing");
-    /* Every timestamp beyond the duration (the stand-in's bad_timestamps fault): re-ask. */
-    expect_unusable("{\"summary\":\"S\",\"keyTakeaways\":[\"k\"],\"timeline\":[{\"timestamp\":\"50:00\",\"description\":\"d\"},"
-                    "{\"timestamp\":\"abc\",\"description\":\"d\"}],\"keywords\":[]}",
-                    60, "no usable timeline");
-}
-
 /* ---- Files API ---------------------------------------------------------------------------- */
 
 static void test_files(void)
@@ -639,13 +451,6 @@ static void test_files(void)
     CHECK_INT(gw_gemini_upload_chunk_headers(8388608, false, h, 6), 2);
     CHECK_STR(h[0], "X-Goog-Upload-Command: upload");
     CHECK_STR(h[1], "X-Goog-Upload-Offset: 8388608");
-
-    const char line[] = "X-Goog-Upload-URL:  https://g.example/upload/v1beta/files?upload_id=XYZ&upload_protocol=resumable\r\n";
-    char *url = gw_gemini_upload_url_from_header(line, strlen(line));
-    CHECK_STR(url, "https://g.example/upload/v1beta/files?upload_id=XYZ&upload_protocol=resumable");
-    free(url);
-    CHECK(gw_gemini_upload_url_from_header("Content-Type: x\r\n", 17) == NULL);
-    CHECK(gw_gemini_upload_url_from_header("x-goog-upload-url: \r\n", 21) == NULL);
 
     const char up[] = "{\"file\":{\"name\":\"files/abc\",\"mimeType\":\"video/mp4\",\"sizeBytes\":\"1048576\","
                       "\"uri\":\"https://g.example/v1beta/files/abc\",\"state\":\"PROCESSING\",\"source\":\"UPLOADED\"}}";
@@ -685,11 +490,6 @@ int main(void)
     test_parse_ok();
     test_parse_failures();
     test_classify();
-    test_backoff();
-    test_timestamps();
-    test_validate_repairs();
-    test_validate_deep();
-    test_validate_unusable();
     test_files();
     return check_report();
 }

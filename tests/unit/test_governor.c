@@ -128,13 +128,13 @@ static void fifo(void)
     uv_loop_t l;
     uv_loop_init(&l);
     loop = &l;
-    gw_config_t cfg = {0};
+    gw_settings_t cfg = {0};
     cfg.gemini_rpm = "m=4";
     cfg.gemini_tpm = "0";
     cfg.gemini_prices = "m=1/2/3";
     cfg.gemini_rpm_window_ms = 320; /* 4 per 320 ms: one start every 82.5 ms */
     char err[200];
-    CHECK(gw_governor_create(&l, NULL, &(gw_config_t){.gemini_rpm = "x", .gemini_tpm = "0", .gemini_prices = ""}, err,
+    CHECK(gw_governor_create(&l, NULL, &(gw_settings_t){.gemini_rpm = "x", .gemini_tpm = "0", .gemini_prices = ""}, err,
                              sizeof(err)) == NULL);
     CHECK(strstr(err, "GEMINI_RPM") != NULL);
     gw_governor_t *g = gw_governor_create(&l, NULL, &cfg, err, sizeof(err));

@@ -2,7 +2,9 @@
  * each case states its exact outcome. Inputs carry explicit lengths, so NUL bytes are part of some of them. */
 #include "check.h"
 #include "handlers/gemini.h"
+#include "handlers/subtitles.h"
 #include "handlers/ytdlp.h"
+#include "ytdlp_text.h"
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -162,7 +164,7 @@ static void test_meta(void)
         const char *code = NULL, *ccode = NULL, *msg = NULL;
         char *buf = malloc(c->len + 1);
         memcpy(buf, c->in, c->len);
-        int rc = gw_ytdlp_parse_meta(buf, c->len, &m, &code);
+        int rc = meta_from_text(buf, c->len, &m, &code);
         got[0] = '\0';
         if (rc == 0) {
             bool usable = gw_ytdlp_check_meta(&m, &ccode, &msg) == 0;
@@ -234,9 +236,8 @@ static void test_gemini_replies(void)
                   r.prompt_tokens == c->prompt_tokens && r.candidates_tokens == c->candidates_tokens &&
                   (c->outcome != GW_GEMINI_OK || json_is_object(r.result));
         if (!ok)
-            fprintf(stderr, "gemini case %zu: %s text %s tokens %lld/%lld, expected %s\n", i, gw_gemini_outcome_name(r.outcome),
-                    r.text ? r.text : "(null)", (long long)r.prompt_tokens, (long long)r.candidates_tokens,
-                    gw_gemini_outcome_name(c->outcome));
+            fprintf(stderr, "gemini case %zu: outcome %d text %s tokens %lld/%lld, expected %d\n", i, (int)r.outcome,
+                    r.text ? r.text : "(null)", (long long)r.prompt_tokens, (long long)r.candidates_tokens, (int)c->outcome);
         ok ? gw_check_passed++ : gw_check_failed++;
         gw_gemini_reply_free(&r);
         free(buf);

@@ -1,6 +1,6 @@
 /* The hostile video_url corpus (tests/hostile/video_urls.tsv) against the normaliser: every row's exact outcome. */
 #include "check.h"
-#include "handlers/ytdlp.h"
+#include "handlers/url.h"
 #include <limits.h>
 #include <stdlib.h>
 
@@ -58,10 +58,10 @@ bad:
 
 static void run_case(const url_case_t *c, int line)
 {
-    char id[GW_YTDLP_ID_LEN + 1], *canon = NULL;
+    char id[GW_URL_ID_LEN + 1], *canon = NULL;
     const char *code = NULL, *msg = NULL;
     const char *allowed = strcmp(c->allowed, "-") == 0 ? NULL : c->allowed;
-    int rc = gw_ytdlp_normalize_url_n(c->input, c->len, allowed, id, &canon, &code, &msg);
+    int rc = gw_url_normalize_n(c->input, c->len, allowed, id, &canon, &code, &msg);
     bool want_ok = strstr(c->expected, "://") != NULL;
     const char *got = rc == 0 ? canon : code;
     if (got == NULL || strcmp(got, c->expected) != 0 || (rc == 0) != want_ok || (rc != 0 && (msg == NULL || canon != NULL))) {

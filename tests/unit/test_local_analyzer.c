@@ -1,6 +1,7 @@
 #include "check.h"
-#include "handlers/gemini.h"
+#include "handlers/result.h"
 #include "handlers/local_analyzer.h"
+#include "handlers/local_doc.h"
 #include "handlers/ytdlp.h"
 #include <ctype.h>
 #include <stdlib.h>

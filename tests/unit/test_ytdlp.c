@@ -1,5 +1,8 @@
 #include "check.h"
+#include "handlers/subtitles.h"
+#include "handlers/url.h"
 #include "handlers/ytdlp.h"
+#include "ytdlp_text.h"
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -11,6 +14,8 @@
 #include <unistd.h>
 
 extern char **environ;
+
+#define CANON "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 
 static char src_dir[PATH_MAX / 2]; /* tests/ in the source tree */
 
@@ -110,215 +115,6 @@ static void rm_rf(const char *dir)
     rmdir(dir);
 }
 
-/* --- URL intake ------------------------------------------------------------------------------------------------------ */
-
-typedef struct st_url_case_t {
-    const char *input;
-    const char *hosts;  /* NULL = default list */
-    const char *expect; /* canonical URL, or NULL when it must be refused */
-} url_case_t;
-
-#define CANON "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
-
-static const url_case_t url_cases[] = {
-    /* accepted */
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42s", NULL, CANON},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG&index=2", NULL, CANON},
-    {"https://www.youtube.com/watch?feature=share&v=dQw4w9WgXcQ", NULL, CANON},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ#t=30", NULL, CANON},
-    {"https://youtu.be/dQw4w9WgXcQ", NULL, CANON},
-    {"https://youtu.be/dQw4w9WgXcQ?si=abcDEF123&t=10", NULL, CANON},
-    {"youtu.be/dQw4w9WgXcQ", NULL, CANON},
-    {"https://www.youtube.com/shorts/dQw4w9WgXcQ", NULL, CANON},
-    {"https://youtube.com/shorts/dQw4w9WgXcQ?feature=share", NULL, CANON},
-    {"https://www.youtube.com/embed/dQw4w9WgXcQ?start=10", NULL, CANON},
-    {"https://www.youtube.com/live/dQw4w9WgXcQ?si=x", NULL, CANON},
-    {"https://www.youtube.com/v/dQw4w9WgXcQ", NULL, CANON},
-    {"https://m.youtube.com/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"https://music.youtube.com/watch?v=dQw4w9WgXcQ&feature=share", NULL, CANON},
-    {"https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ", NULL, CANON},
-    {"youtube.com/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"www.youtube.com/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"http://www.youtube.com/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"HTTPS://WWW.YouTube.COM/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"https://www.youtube.com:443/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"http://youtube.com:80/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"//www.youtube.com/watch?v=dQw4w9WgXcQ", NULL, CANON},
-    {"https://www.youtube.com/shorts/a_b-C1d2E3f/", NULL, "https://www.youtube.com/watch?v=a_b-C1d2E3f"},
-    /* explicitly allowed non-YouTube hosts pass through unchanged */
-    {"http://127.0.0.1:8123/video.html", "127.0.0.1", "http://127.0.0.1:8123/video.html"},
-    {"http://[::1]:8080/v", "youtube.com,[::1]", "http://[::1]:8080/v"},
-    {"https://media.example.org/clip.mp4", "youtube.com, media.example.org", "https://media.example.org/clip.mp4"},
-    /* refused: option injection, whitespace, controls */
-    {"--exec", NULL, NULL},
-    {"--exec=rm -rf /", NULL, NULL},
-    {"-o", NULL, NULL},
-    {"-ohttps://www.youtube.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {" https://www.youtube.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ\n", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ\t--exec x", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ\x7f", NULL, NULL},
-    {"", NULL, NULL},
-    /* refused: schemes */
-    {"file:///etc/passwd", NULL, NULL},
-    {"javascript:alert(1)", NULL, NULL},
-    {"ftp://youtube.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"data:text/html,<script>", NULL, NULL},
-    {"https:youtube.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https:\\\\youtube.com\\watch?v=dQw4w9WgXcQ", NULL, NULL},
-    /* refused: SSRF targets */
-    {"http://169.254.169.254/latest/meta-data/", NULL, NULL},
-    {"http://[::1]/", NULL, NULL},
-    {"http://[::ffff:127.0.0.1]/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"http://2130706433/", NULL, NULL},
-    {"http://0x7f.1/", NULL, NULL},
-    {"http://0x7f000001/", NULL, NULL},
-    {"http://017700000001/", NULL, NULL},
-    {"http://127.1/", NULL, NULL},
-    {"http://localhost/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"localhost:8080/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"http://127.0.0.1:8123/video.html", NULL, NULL},
-    {"http://127.0.0.1:8123/video.html", "127.0.0.2", NULL},
-    {"127.0.0.1/video.html", "127.0.0.1", NULL}, /* explicit host, but no scheme */
-    {"https://user:pw@youtube.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://youtube.com@evil.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://youtube.com.evil.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://evilyoutube.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://gaming.youtube.com/watch?v=dQw4w9WgXcQ", NULL, NULL}, /* exact match only */
-    {"https://y\xd0\xbeutube.com/watch?v=dQw4w9WgXcQ", NULL, NULL}, /* Cyrillic o */
-    {"https://xn--yutube-wqf.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ&x=\xc3\xa9", NULL, NULL},
-    {"https://www.youtube.com:8443/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://www.youtube.com:/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://www.youtube.com:99999/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://www.you%74ube.com/watch?v=dQw4w9WgXcQ", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ", "youtu.be", NULL}, /* host not in a custom list */
-    /* refused: not a single video */
-    {"https://www.youtube.com/playlist?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", NULL, NULL},
-    {"https://www.youtube.com/watch?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", NULL, NULL},
-    {"https://www.youtube.com/embed/videoseries?list=PLx0sYbCqOb8TBPRdmBHs5Iftvv9TPboYG", NULL, NULL},
-    {"https://www.youtube.com/@SomeChannel", NULL, NULL},
-    {"https://www.youtube.com/@SomeChannel/videos", NULL, NULL},
-    {"https://www.youtube.com/channel/UCxxxxxxxxxxxxxxxxxxxxxx", NULL, NULL},
-    {"https://www.youtube.com/c/SomeName", NULL, NULL},
-    {"https://www.youtube.com/user/SomeName", NULL, NULL},
-    {"https://www.youtube.com/results?search_query=cats", NULL, NULL},
-    {"https://www.youtube.com/", NULL, NULL},
-    {"https://www.youtube.com", NULL, NULL},
-    {"https://www.youtube.com/feed/trending", NULL, NULL},
-    /* refused: malformed ids */
-    {"https://www.youtube.com/watch?v=dQw4w9WgXc", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQQ", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgX%51", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXc!", NULL, NULL},
-    {"https://www.youtube.com/watch?v=", NULL, NULL},
-    {"https://www.youtube.com/watch?v=dQw4w9WgXcQ&v=aaaaaaaaaaa", NULL, NULL},
-    {"https://youtu.be/", NULL, NULL},
-    {"https://youtu.be/dQw4w9WgXcQ/extra", NULL, NULL},
-    {"https://www.youtube.com/shorts/dQw4w9WgXcQ/extra", NULL, NULL},
-};
-
-static void test_url_corpus(void)
-{
-    int n = 0;
-    for (size_t i = 0; i < sizeof(url_cases) / sizeof(url_cases[0]); i++, n++) {
-        const url_case_t *c = &url_cases[i];
-        char id[12] = "garbage";
-        char *canon = (char *)"sentinel";
-        const char *code = "sentinel", *msg = "sentinel";
-        int r = gw_ytdlp_normalize_url(c->input, c->hosts, id, &canon, &code, &msg);
-        if (c->expect != NULL) {
-            if (r != 0)
-                fprintf(stderr, "case %zu: refused %s: %s\n", i, c->input, msg);
-            CHECK_INT(r, 0);
-            CHECK_STR(canon, c->expect);
-            CHECK(code == NULL && msg == NULL);
-            CHECK(strncmp(c->expect, "https://www.youtube.com/", 24) != 0 || strlen(id) == 11);
-            if (strncmp(c->expect, "https://www.youtube.com/", 24) != 0)
-                CHECK_STR(id, "");
-        } else {
-            if (r == 0)
-                fprintf(stderr, "case %zu: accepted %s as %s\n", i, c->input, canon);
-            CHECK_INT(r, -1);
-            CHECK(canon == NULL);
-            CHECK_STR(code, "invalid_url");
-            CHECK(msg != NULL && strlen(msg) > 20);
-            CHECK_STR(id, "");
-        }
-        free(r == 0 ? canon : NULL);
-    }
-    CHECK(n >= 40);
-}
-
-static void expect_url_message(const char *url, const char *needle)
-{
-    char id[12], *canon;
-    const char *code, *msg;
-    CHECK_INT(gw_ytdlp_normalize_url(url, NULL, id, &canon, &code, &msg), -1);
-    if (msg == NULL || strstr(msg, needle) == NULL)
-        fprintf(stderr, "message for %s: %s (wanted '%s')\n", url, msg ? msg : "(null)", needle);
-    CHECK(msg != NULL && strstr(msg, needle) != NULL);
-}
-
-static void test_url_specials(void)
-{
-    char id[12], *canon;
-    const char *code, *msg;
-
-    /* an explicit length sees a NUL the C string would hide */
-    static const char with_nul[] = "https://youtu.be/dQw4w9WgXcQ\0--exec=evil";
-    CHECK_INT(gw_ytdlp_normalize_url_n(with_nul, sizeof(with_nul) - 1, NULL, id, &canon, &code, &msg), -1);
-    CHECK_STR(code, "invalid_url");
-    CHECK_INT(gw_ytdlp_normalize_url_n(with_nul, 28, NULL, id, &canon, &code, &msg), 0);
-    CHECK_STR(id, "dQw4w9WgXcQ");
-    free(canon);
-
-    /* 100 KB link, and the exact length limit */
-    size_t big = 100 * 1024;
-    char *huge = malloc(big + 1);
-    static const char prefix[] = "https://www.youtube.com/watch?v=dQw4w9WgXcQ&x=";
-    memcpy(huge, prefix, strlen(prefix));
-    memset(huge + strlen(prefix), 'a', big - strlen(prefix));
-    huge[big] = '\0';
-    CHECK_INT(gw_ytdlp_normalize_url(huge, NULL, id, &canon, &code, &msg), -1);
-    CHECK(msg != NULL && strstr(msg, "too long") != NULL);
-    huge[GW_YTDLP_MAX_URL] = '\0';
-    CHECK_INT(gw_ytdlp_normalize_url(huge, NULL, id, &canon, &code, &msg), 0);
-    free(canon);
-    huge[GW_YTDLP_MAX_URL] = 'a';
-    huge[GW_YTDLP_MAX_URL + 1] = '\0';
-    CHECK_INT(gw_ytdlp_normalize_url(huge, NULL, id, &canon, &code, &msg), -1);
-    free(huge);
-
-    CHECK_INT(gw_ytdlp_normalize_url(NULL, NULL, id, &canon, NULL, NULL), -1);
-    CHECK(canon == NULL);
-
-    expect_url_message("https://www.youtube.com/playlist?list=PL123", "playlist");
-    expect_url_message("https://www.youtube.com/@name", "channel");
-    expect_url_message("https://www.youtube.com/results?search_query=x", "search");
-    expect_url_message("http://2130706433/", "IP address");
-    expect_url_message("https://u:p@youtube.com/watch?v=dQw4w9WgXcQ", "password");
-    expect_url_message("file:///etc/passwd", "https://");
-    expect_url_message("https://vimeo.com/123", "YouTube");
-}
-
-static void test_host_allowed(void)
-{
-    CHECK(gw_ytdlp_host_allowed("youtube.com", NULL));
-    CHECK(gw_ytdlp_host_allowed("WWW.YOUTUBE.COM", ""));
-    CHECK(gw_ytdlp_host_allowed("www.youtube-nocookie.com", GW_YTDLP_DEFAULT_HOSTS));
-    CHECK(!gw_ytdlp_host_allowed("evil.youtube.com", NULL));
-    CHECK(!gw_ytdlp_host_allowed("youtube.co", NULL));
-    CHECK(!gw_ytdlp_host_allowed("outube.com", NULL));
-    CHECK(!gw_ytdlp_host_allowed("", NULL));
-    CHECK(!gw_ytdlp_host_allowed(NULL, NULL));
-    CHECK(gw_ytdlp_host_allowed("a.test", " x.test , a.test "));
-    CHECK(!gw_ytdlp_host_allowed("b.test", "x.test,,a.test,"));
-    CHECK(gw_ytdlp_host_allowed("[::1]", "::1"));
-    CHECK(gw_ytdlp_host_allowed("::1", "[::1]"));
-}
-
 /* --- argv -------------------------------------------------------------------------------------------------------------- */
 
 static int argv_len(char **argv)
@@ -339,6 +135,7 @@ static int argv_find(char **argv, const char *s)
 
 static void test_argv(void)
 {
+    char *fmt480 = gw_ytdlp_video_format(0); /* what deep mode asks for by default */
     char **a = gw_ytdlp_argv_fetch(NULL, CANON, "/tmp/job-1/", NULL);
     static const char *const expect[] = {"yt-dlp",
                                          "-J",
@@ -373,7 +170,7 @@ static void test_argv(void)
     CHECK_STR(a[argv_len(a) - 1], "-weird");
     gw_argv_free(a);
 
-    a = gw_ytdlp_argv_download(NULL, CANON, "/w", 200u * 1024 * 1024, "/usr/bin/ffmpeg");
+    a = gw_ytdlp_argv_media(NULL, CANON, "/w", "video", fmt480, 200u * 1024 * 1024, "/usr/bin/ffmpeg");
     CHECK_STR(a[argv_find(a, "-f") + 1], "bv*[height<=480]+ba/b[height<=480]/wv*+ba/w");
     CHECK_STR(a[argv_find(a, "--max-filesize") + 1], "209715200");
     CHECK_STR(a[argv_find(a, "--merge-output-format") + 1], "mp4");
@@ -384,7 +181,7 @@ static void test_argv(void)
     CHECK_INT(argv_find(a, "--"), argv_len(a) - 2);
     gw_argv_free(a);
 
-    a = gw_ytdlp_argv_download(NULL, CANON, "/w", 0, NULL);
+    a = gw_ytdlp_argv_media(NULL, CANON, "/w", "video", fmt480, 0, NULL);
     CHECK(argv_find(a, "--max-filesize") < 0);
     CHECK(argv_find(a, "--ffmpeg-location") < 0);
     gw_argv_free(a);
@@ -398,7 +195,8 @@ static void test_argv(void)
     free(langs);
 
     CHECK(gw_ytdlp_argv_fetch(NULL, NULL, "/tmp", NULL) == NULL);
-    CHECK(gw_ytdlp_argv_download(NULL, CANON, NULL, 0, NULL) == NULL);
+    CHECK(gw_ytdlp_argv_media(NULL, CANON, NULL, "video", fmt480, 0, NULL) == NULL);
+    free(fmt480);
     gw_argv_free(NULL);
 }
 
@@ -410,7 +208,7 @@ static void test_meta(void)
     const char *code, *msg;
     size_t len;
     char *j = fixture("meta_ok.json", &len);
-    CHECK_INT(gw_ytdlp_parse_meta(j, len, &m, &code), 0);
+    CHECK_INT(meta_from_text(j, len, &m, &code), 0);
     CHECK_STR(m.id, "okokokokok1");
     CHECK_STR(m.title, "How Glint Works \xe2\x80\x94 a tour");
     CHECK_STR(m.channel, "Glint Channel");
@@ -430,7 +228,7 @@ static void test_meta(void)
     free(j);
 
     j = fixture("meta_no_duration.json", &len);
-    CHECK_INT(gw_ytdlp_parse_meta(j, len, &m, &code), 0);
+    CHECK_INT(meta_from_text(j, len, &m, &code), 0);
     CHECK(m.duration < 0);
     CHECK_STR(m.channel, "Glint Uploader"); /* channel null: falls back to uploader */
     CHECK(m.language == NULL);
@@ -441,7 +239,7 @@ static void test_meta(void)
 
     static const char nulls[] = "{\"id\":\"abc\",\"duration\":null,\"chapters\":[{\"start_time\":5,\"title\":\"A\"},"
                                 "{\"start_time\":\"x\"},7,{\"start_time\":9}]}";
-    CHECK_INT(gw_ytdlp_parse_meta(nulls, strlen(nulls), &m, &code), 0);
+    CHECK_INT(meta_from_text(nulls, strlen(nulls), &m, &code), 0);
     CHECK(m.duration == -1);
     CHECK_STR(m.title, "");
     CHECK(m.channel == NULL);
@@ -457,14 +255,14 @@ static void test_meta(void)
                                       "{\"id\":5}", "{\"id\":\"x\",", NULL};
     for (int i = 0; bad[i] != NULL; i++) {
         code = NULL;
-        CHECK_INT(gw_ytdlp_parse_meta(bad[i], strlen(bad[i]), &m, &code), -1);
+        CHECK_INT(meta_from_text(bad[i], strlen(bad[i]), &m, &code), -1);
         CHECK_STR(code, "bad_metadata");
         CHECK(m.id == NULL && m.title == NULL);
     }
     static const char playlist[] = "{\"_type\":\"playlist\",\"id\":\"PL1\",\"entries\":[]}";
-    CHECK_INT(gw_ytdlp_parse_meta(playlist, strlen(playlist), &m, &code), -1);
+    CHECK_INT(meta_from_text(playlist, strlen(playlist), &m, &code), -1);
     CHECK_STR(code, "invalid_url");
-    CHECK_INT(gw_ytdlp_parse_meta(NULL, 0, &m, NULL), -1);
+    CHECK_INT(meta_from_text(NULL, 0, &m, NULL), -1);
 }
 
 static void check_meta_case(const char *live_status, const char *availability, const char *expect)
@@ -643,7 +441,7 @@ static void expect_choice(const char *dir, const gw_video_meta_t *meta, const ch
 {
     gw_transcript_t t;
     const char *code = "sentinel";
-    int r = gw_ytdlp_load_transcript(dir, meta, prefer, json, &t, &code);
+    int r = transcript_from_text(dir, meta, prefer, json, &t, &code);
     CHECK_INT(r, 0);
     CHECK(code == NULL);
     CHECK_STR(t.language, lang);
@@ -664,14 +462,14 @@ static void test_load_transcript(void)
     CHECK(dir != NULL && json != NULL);
     if (dir == NULL || json == NULL)
         return;
-    CHECK_INT(gw_ytdlp_parse_meta(json, len, &meta, &code), 0);
+    CHECK_INT(meta_from_text(json, len, &meta, &code), 0);
 
     /* nothing written: none chosen (no captions), chosen but not written (a failed subtitle fetch), no dir */
-    CHECK_INT(gw_ytdlp_load_transcript(dir, &meta, NULL, "{\"requested_subtitles\":null}", &t, &code), -1);
+    CHECK_INT(transcript_from_text(dir, &meta, NULL, "{\"requested_subtitles\":null}", &t, &code), -1);
     CHECK_STR(code, "no_transcript");
-    CHECK_INT(gw_ytdlp_load_transcript(dir, &meta, NULL, "{\"requested_subtitles\":{\"en\":{\"ext\":\"json3\"}}}", &t, &code), -1);
+    CHECK_INT(transcript_from_text(dir, &meta, NULL, "{\"requested_subtitles\":{\"en\":{\"ext\":\"json3\"}}}", &t, &code), -1);
     CHECK_STR(code, "subtitles_unavailable");
-    CHECK_INT(gw_ytdlp_load_transcript("/nonexistent/dir", &meta, NULL, json, &t, &code), -1);
+    CHECK_INT(transcript_from_text("/nonexistent/dir", &meta, NULL, json, &t, &code), -1);
     CHECK_STR(code, "scratch_unavailable");
 
     copy_fixture(dir, "rolling.vtt", "sub.en-orig.vtt");
@@ -716,7 +514,7 @@ static void test_load_transcript(void)
      * English machine translation */
     dir = make_dir();
     json = fixture("meta_auto_de.json", &len);
-    CHECK_INT(gw_ytdlp_parse_meta(json, len, &meta, &code), 0);
+    CHECK_INT(meta_from_text(json, len, &meta, &code), 0);
     copy_fixture(dir, "manual.json3", "sub.en.json3");
     copy_fixture(dir, "manual.json3", "sub.de-orig.json3");
     expect_choice(dir, &meta, NULL, json, "de", true, "json3");
@@ -846,11 +644,11 @@ static void fake_expect_transcript(const char *fake, const char *id, const char 
     gw_transcript_t t;
     const char *code;
     CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
-    CHECK_INT(gw_ytdlp_parse_meta(r.out, r.out_len, &m, &code), 0);
+    CHECK_INT(meta_from_text(r.out, r.out_len, &m, &code), 0);
     CHECK_STR(m.id, id);
     CHECK(m.duration == duration);
     CHECK_INT(gw_ytdlp_check_meta(&m, &code, NULL), 0);
-    CHECK_INT(gw_ytdlp_load_transcript(dir, &m, NULL, r.out, &t, &code), 0);
+    CHECK_INT(transcript_from_text(dir, &m, NULL, r.out, &t, &code), 0);
     CHECK_STR(t.source, source);
     CHECK_INT(t.automatic, automatic);
     CHECK_STR(t.language, "en");
@@ -919,11 +717,11 @@ static void test_fake_ytdlp(void)
         gw_transcript_t t;
         const char *code;
         CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
-        int pr = gw_ytdlp_parse_meta(r.out, r.out_len, &m, &code);
+        int pr = meta_from_text(r.out, r.out_len, &m, &code);
         CHECK_INT(pr, i == 2 ? -1 : 0);
         if (i == 3)
             CHECK_INT(gw_ytdlp_check_meta(&m, &code, NULL), -1);
-        CHECK_INT(gw_ytdlp_load_transcript(dir, pr == 0 ? &m : NULL, NULL, r.out, &t, &code), -1);
+        CHECK_INT(transcript_from_text(dir, pr == 0 ? &m : NULL, NULL, r.out, &t, &code), -1);
         CHECK_STR(code, "no_transcript");
         gw_video_meta_free(&m);
         fake_free(&r);
@@ -937,7 +735,9 @@ static void test_fake_ytdlp(void)
 
     /* download run writes video.mp4 */
     dir = make_dir();
-    char **argv = gw_ytdlp_argv_download(fake, CANON, dir, 1000000, NULL), path[PATH_MAX];
+    char *fmt480 = gw_ytdlp_video_format(0);
+    char **argv = gw_ytdlp_argv_media(fake, CANON, dir, "video", fmt480, 1000000, NULL), path[PATH_MAX];
+    free(fmt480);
     int st = run(argv, "/dev/null", "/dev/null");
     gw_argv_free(argv);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -1005,12 +805,12 @@ static void fuzz_one(const char *buf, size_t len)
         }
         gw_transcript_free(&t);
     }
-    if (gw_ytdlp_parse_meta(buf, len, &m, &code) == 0)
+    if (meta_from_text(buf, len, &m, &code) == 0)
         gw_ytdlp_check_meta(&m, &code, NULL);
     gw_video_meta_free(&m);
     char id[12], *canon;
     size_t ulen = len < 3000 ? len : 3000;
-    if (gw_ytdlp_normalize_url_n(buf, ulen, NULL, id, &canon, &code, NULL) == 0)
+    if (gw_url_normalize_n(buf, ulen, NULL, id, &canon, &code, NULL) == 0)
         free(canon);
 }
 
@@ -1047,9 +847,6 @@ static void test_fuzz_smoke(void)
 int main(void)
 {
     init_src_dir();
-    test_url_corpus();
-    test_url_specials();
-    test_host_allowed();
     test_argv();
     test_meta();
     test_check_meta();
