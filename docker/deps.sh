@@ -12,7 +12,7 @@ build="build-essential cmake pkg-config libh2o-dev libuv1-dev libssl-dev libpq-d
 # a stand-in. tini is the image's PID 1: it reaps the orphans of killed yt-dlp/ffmpeg process groups.
 runtime="libh2o0.13 libuv1 libpq5 libcurl4 libjansson4 libssl3 ffmpeg ca-certificates python3 tini"
 media="espeak-ng fonts-dejavu-core"
-test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format chromium nodejs $media clang libclang-rt-14-dev valgrind yamllint tini util-linux"
+test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format chromium nodejs $media clang libclang-rt-14-dev valgrind yamllint python3-yaml tini util-linux"
 # NodeSource's nodejs ships npm and conflicts with Debian's npm package: ask for it only when the command is missing
 command -v npm >/dev/null 2>&1 || test="$test npm"
 demo="postgresql util-linux curl $media"
