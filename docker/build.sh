@@ -18,7 +18,10 @@ done
 commit=()
 if [ -n "${GW_COMMIT:-}" ]; then
     case "$GW_COMMIT" in *[!0-9A-Za-z._-]*) echo "build.sh: GW_COMMIT must be a commit id, got '$GW_COMMIT'" >&2; exit 2 ;; esac
-    commit=(-DGW_COMMIT="$GW_COMMIT")
+    # the cache variable for CMake, the environment (inherited) for a build step that reads $ENV{GW_COMMIT};
+    # --no-warn-unused-cli: a CMakeLists that reads only one of the two does not warn about the other
+    commit=(-DGW_COMMIT="$GW_COMMIT" --no-warn-unused-cli)
+    export GW_COMMIT
 fi
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DGW_SANITIZE="$sanitize" ${commit[@]+"${commit[@]}"} >/dev/null
 cmake --build "$dir" -j"$(nproc)" ${target[@]+"${target[@]}"}
