@@ -79,8 +79,8 @@ need docker/build.sh '-DGW_COMMIT="\$GW_COMMIT"' "build.sh passes GW_COMMIT to C
 echo "$rt" | grep -Eq 'CMD \["bash", "-c"' && echo "ok: healthcheck uses bash (/dev/tcp)" || { echo "FAIL: healthcheck shell"; fail=1; }
 echo "$rt" | grep -Eq 'ffmpeg|deps\.sh runtime' && grep -Eq '^runtime=.*ffmpeg' docker/deps.sh && echo "ok: runtime has ffmpeg" || { echo "FAIL: ffmpeg"; fail=1; }
 echo "$rt" | grep -q 'yt-dlp' && echo "ok: runtime has yt-dlp" || { echo "FAIL: yt-dlp"; fail=1; }
-# the test packages the dashboard test needs
-for p in chromium nodejs postgresql python3-psycopg2; do need docker/deps.sh "^test=.*\b$p\b" "deps.sh test has $p"; done
+# the test packages the dashboard test, check_deploy.sh and test_zombies.py need
+for p in chromium nodejs postgresql python3-psycopg2 yamllint python3-yaml tini; do need docker/deps.sh "^test=.*\b$p\b" "deps.sh test has $p"; done
 need docker/deps.sh '\|\| test="\$test npm"' "deps.sh test adds npm unless nodejs ships it"
 # compose
 need "$compose" '^  db:' "compose has a database"
