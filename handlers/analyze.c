@@ -4,6 +4,7 @@
 #include "handlers/job.h"
 #include "handlers/local_analyzer.h"
 #include "handlers/metrics.h"
+#include "handlers/modelcheck.h"
 #include "handlers/remote.h"
 #include "handlers/result.h"
 #include "reactor/backoff.h"
@@ -15,8 +16,9 @@
 
 #define GEMINI_RESPONSE_CAP (8u << 20)
 #define BIG_OUTPUT_TOKENS 65536
-#define SCENE_ERR_CAP (16u << 20) /* ffmpeg's showinfo prints one line per detected change */
-#define GEMINI_AUTH_HOLD_MS 60000 /* claims held after Gemini refused the key; then a job tries the key again */
+#define SCENE_ERR_CAP (16u << 20)  /* ffmpeg's showinfo prints one line per detected change */
+#define GEMINI_AUTH_HOLD_MS 10000  /* claims held after Gemini refused the key, until the model check's verdict */
+#define GEMINI_AUTH_DEFER_MS 30000 /* the refused job's wait before it may be claimed again */
 
 static void call_gemini(gw_run_t *run);
 
@@ -441,19 +443,20 @@ static bool media_refused(gw_run_t *run, long status)
 }
 
 /* Gemini refused the worker's key (401/403): the operator's trouble, and every job would fail the same way. The job
- * goes back to PENDING (attempt not counted; error code gemini_auth stays for the log) and claiming is held, so users'
- * jobs wait for the fix instead of failing. One ERROR line (one Sentry event) per hold, not per job. */
+ * goes back to PENDING (attempt not counted; error code gemini_auth stays for the log), claiming is held at once and the
+ * model check asked again: its verdict (FAILED: a refused key) pauses claiming until the key works, as at start. One
+ * ERROR line (one Sentry event) per hold, not per job. */
 static void gemini_auth_refused(gw_run_t *run, long status)
 {
     gw_queue_t *q = run->job->queue;
     if (!gw_queue_claims_held(q))
-        gw_job_log(GW_LOG_ERROR, run->job->id,
-                   "gemini refused the API key (HTTP %ld): jobs go back to the queue, claiming paused for %d s", status,
-                   GEMINI_AUTH_HOLD_MS / 1000);
+        gw_job_log(GW_LOG_ERROR, run->job->id, "gemini refused the API key (HTTP %ld): jobs go back to the queue, claiming paused",
+                   status);
     gw_metrics_count("gemini_auth_deferred");
     gw_queue_hold_claims(q, GEMINI_AUTH_HOLD_MS);
+    gw_modelcheck_recheck(run->app->modelcheck);
     gw_run_defer(run, "gemini_auth", "The analysis service refused the worker's API key; the job waits for the operator's fix.",
-                 GEMINI_AUTH_HOLD_MS);
+                 GEMINI_AUTH_DEFER_MS);
 }
 
 static void on_gemini(gw_fetch_t *req, void *data)

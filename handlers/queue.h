@@ -87,6 +87,9 @@ void gw_queue_release_all(gw_queue_t *q);
  * every claim would fail the same way. Held jobs, heartbeats and the reaper go on. */
 void gw_queue_hold_claims(gw_queue_t *q, uint64_t ms);
 bool gw_queue_claims_held(const gw_queue_t *q);
+/* A configuration problem (the model check failed): claim nothing until resumed; held jobs, heartbeats and the reaper go
+ * on. Resuming claims at once (a sweep, like after a reconnect). */
+void gw_queue_pause_claiming(gw_queue_t *q, bool paused);
 /* Jobs held, in any state. */
 size_t gw_queue_active(const gw_queue_t *q);
 /* Outcome writes not yet acknowledged (shutdown waits for them). */

@@ -101,7 +101,7 @@ try:
     say("bot_check")
     before = len(runs())
     jobs = [enqueue("ok00000b%03d" % i) for i in range(10)]
-    failed, attempts_max, saw_open, health_state = set(), 0, False, None
+    failed, attempts_max, saw_open, health_state, ready_state = set(), 0, False, None, None
     deadline = time.time() + 8
     while time.time() < deadline:
         for j in jobs:
@@ -114,10 +114,13 @@ try:
             saw_open = True
             _, h = w.json("GET", "/health")
             health_state = h.get("ytdlp_breaker", {}).get("state")
+            _, rz = w.json("GET", "/readyz")
+            ready_state = rz.get("checks", {}).get("ytdlp_breaker", {}).get("state")
         time.sleep(0.2)
     bot_runs = len(runs()) - before
     check(saw_open, "glint_ytdlp_breaker_open is 1 while the breaker is open")
     check(health_state in ("open", "half_open"), "/health shows the breaker: %s" % health_state)
+    check(ready_state in ("open", "half_open"), "/readyz shows the breaker: %s" % ready_state)
     check(not failed, "no job FAILED while the breaker is open: %d" % len(failed))
     # first burst (MAX_CONCURRENT_JOBS runs, the third bot check opens the breaker, a retry or two) + ~1 probe per cool-down
     check(bot_runs <= 10, "10 bot-checked jobs started yt-dlp only %d times in 8 s" % bot_runs)
@@ -170,20 +173,28 @@ try:
     w.stop()
     w = None
 
-    # --- Gemini refuses the key during a job: back to PENDING, attempt not counted, claiming paused ---
+    # --- Gemini refuses the key during a job: back to PENDING, attempt not counted, claiming paused until the key works ---
     say("")
-    gem.call("/_control", {"refused_keys": {KEY: 401}})
-    w = start()
+    w = start(MODEL_CHECK_RETRY_MS=500, MODEL_CHECK_INTERVAL_MS=4000)
+    wait_for(lambda: w.metric("glint_model_check_ok") == 1, 10)
+    gem.call("/_control", {"refused_keys": {KEY: 401}})  # revoked while the worker runs
     k1 = enqueue("ok0000000d1")
     wait_for(lambda: status(k1)[1] == "gemini_auth", 20)
     check(status(k1) == ("PENDING", "gemini_auth", 0), "401: PENDING, attempt not counted: %r" % (status(k1),))
-    check(w.metric("glint_claims_held") == 1, "claiming paused")
+    check(w.metric("glint_claims_held") == 1, "claiming held at once")
     k2 = enqueue("ok0000000d2")
-    time.sleep(2)
+    # after the hold, the model check (asked again at once) keeps claiming paused while the key is refused
+    time.sleep(11)
     check(db.q("SELECT status, attempts FROM analysis_jobs WHERE id = %s", k2)[0] == ("PENDING", 0),
-          "nothing claimed while paused")
+          "nothing claimed while the key is refused")
+    st, _ = w.json("GET", "/readyz")
+    check(st == 503, "/readyz says not ready while the key is refused: %s" % st)
     check(db.one("SELECT count(*) FROM credit_ledger WHERE job_id = %s AND reason = 'refund'", k1) == 0, "no refund")
     check(w.read_log().count("gemini refused the API key") == 1, "one ERROR line for the refusal")
+    gem.call("/_control", {"refused_keys": {}})  # the operator fixes the key
+    wait_for(lambda: status(k1)[0] == "COMPLETED" and status(k2)[0] == "COMPLETED", 60)
+    check(status(k1) == ("COMPLETED", None, 1) and status(k2) == ("COMPLETED", None, 1),
+          "both complete once the key works, one attempt each: %r %r" % (status(k1), status(k2)))
 except Exception as e:  # report, do not hide
     check(False, "exception: %r" % e)
 finally:
