@@ -1,4 +1,5 @@
 #include "handlers/api.h"
+#include "handlers/breaker.h"
 #include "handlers/metrics.h"
 #include "handlers/modelcheck.h"
 #include "reactor/embed.h"
@@ -74,6 +75,7 @@ static void on_health(gw_http_req_t *r, void *data)
                   up ? "connected" : "unreachable", "draining", app->draining, "worker_id", gw_queue_worker_id(app->queue),
                   "version", GW_VERSION, "uptime_s", (json_int_t)((uv_hrtime() / 1000000 - app->started_at_ms) / 1000),
                   "queue_depth", (json_int_t)st->queue_depth, "oldest_pending_s", st->oldest_pending_s);
+    json_object_set_new(o, "ytdlp_breaker", gw_breaker_json(uv_now(app->loop)));
     char *s = json_dumps(o, JSON_COMPACT);
     gw_http_respond_json(r, up ? 200 : 503, s);
     free(s);
@@ -112,6 +114,8 @@ static void on_readyz(gw_http_req_t *r, void *data)
                           "model_check", gw_modelcheck_state_name(mc), "not_ready", failing);
     if (problem != NULL && *problem != '\0')
         json_object_set_new(json_object_get(o, "checks"), "model_problem", json_string(problem));
+    /* informational: an open breaker holds back YouTube fetches only, so it does not make the worker unready */
+    json_object_set_new(json_object_get(o, "checks"), "ytdlp_breaker", gw_breaker_json(uv_now(app->loop)));
     char *s = json_dumps(o, JSON_COMPACT);
     gw_http_respond_json(r, ready ? 200 : 503, s);
     free(s);

@@ -400,7 +400,7 @@ json_t *gw_gemini_build_request(const gw_video_meta_t *meta, const gw_transcript
     free(text.data);
 
     json_t *gc = generation_config(opts, opts->deep);
-    if (opts->deep && opts->media_resolution != NULL)
+    if (opts->media_resolution != NULL && (opts->deep || opts->file_uri != NULL)) /* standard: the bot-check fallback */
         json_object_set_new(gc, "mediaResolution", must(json_string(opts->media_resolution)));
     return must(json_pack("{s:o, s:[{s:s, s:o}], s:o}", "systemInstruction",
                           system_instruction(analyst_persona, transcript_language(meta, t), opts->deep), "contents", "role", "user",

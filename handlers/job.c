@@ -193,6 +193,14 @@ void gw_run_fail(gw_run_t *run, const char *code, const char *message, bool tran
     conclude(run, GW_OUT_FAIL);
 }
 
+void gw_run_defer(gw_run_t *run, const char *code, const char *message, int64_t delay_ms)
+{
+    snprintf(run->code, sizeof(run->code), "%s", code);
+    snprintf(run->message, sizeof(run->message), "%s", message);
+    run->retry_ms = delay_ms;
+    conclude(run, GW_OUT_DEFER);
+}
+
 void gw_run_complete(gw_run_t *run, json_t *result)
 {
     gw_result_fill_title(result, run->meta.title);
@@ -229,6 +237,8 @@ static void report(gw_run_t *run)
                         &run->usage, timings);
     } else if (run->outcome == GW_OUT_FAIL) {
         gw_job_fail(run->job, run->code, run->message, run->retry_ms);
+    } else if (run->outcome == GW_OUT_DEFER) {
+        gw_job_defer(run->job, run->code, run->message, run->retry_ms);
     } else {
         gw_job_aborted(run->job);
     }

@@ -58,6 +58,7 @@ typedef enum en_gw_outcome_t {
     GW_OUT_COMPLETE, /* result ready */
     GW_OUT_FAIL,     /* gw_job_fail with code/message/retry */
     GW_OUT_ABORT,    /* the queue asked us to stop: gw_job_aborted */
+    GW_OUT_DEFER,    /* cannot run now for a reason outside the job: gw_job_defer (attempt not counted) */
 } gw_outcome_t;
 
 typedef struct st_gw_run_t gw_run_t;
@@ -95,6 +96,8 @@ struct st_gw_run_t {
     /* media */
     gw_media_kind_t media;
     bool dl_done, youtube_source, reuploaded, probed;
+    bool bot_fallback;  /* BOT_CHECK_FALLBACK=gemini_url: a standard job analysed from the YouTube URL (source_remote.c) */
+    bool breaker_probe; /* this run's metadata run is the bot-check breaker's half-open probe */
     const char *dl_code, *dl_msg; /* download failure noticed while the metadata run was still going */
     bool dl_transient;
     char media_path[PATH_MAX];
@@ -139,6 +142,8 @@ bool gw_run_set_state(gw_run_t *run, gw_run_state_t to);
  * (handlers/errors.c): strict (gw_run_strict), an unknown one aborts. */
 void gw_run_fail(gw_run_t *run, const char *code, const char *message, bool transient, int64_t floor_ms);
 void gw_run_complete(gw_run_t *run, json_t *result); /* takes the reference */
+/* Back to PENDING after delay_ms, the attempt not counted (the bot-check breaker is open, Gemini refused the key). */
+void gw_run_defer(gw_run_t *run, const char *code, const char *message, int64_t delay_ms);
 
 /* Stage timing (timings JSON, metrics, log) and the job's visible stage. */
 void gw_run_stage_begin(gw_run_t *run, const char *stage);

@@ -1,4 +1,5 @@
 #include "handlers/metrics.h"
+#include "handlers/breaker.h"
 #include "handlers/modelcheck.h"
 #include <dirent.h>
 #include <sys/resource.h>
@@ -242,6 +243,10 @@ static void render_queue(gw_app_t *app, gw_buf_t *b)
     } plain[] = {
         {"glint_jobs_retried_total", "Transient failures sent back to PENDING with backoff.", s->retried},
         {"glint_jobs_released_total", "Jobs handed back to PENDING at shutdown.", s->released},
+        {"glint_jobs_deferred_total", "Jobs sent back to PENDING without counting the attempt (bot-check breaker, Gemini key).",
+         s->deferred},
+        {"glint_ytdlp_bot_checks_total", "YouTube runs of yt-dlp answered with the bot check.", gw_breaker_bot_checks_total()},
+        {"glint_ytdlp_breaker_openings_total", "Openings of the yt-dlp bot-check breaker.", gw_breaker_openings_total()},
         {"glint_jobs_lost_total", "Jobs this worker stopped holding (cancelled, lease lost).", s->lost},
         {"glint_jobs_reaped_total", "Expired leases rescued by this worker's reaper.", s->reaped},
         {"glint_jobs_found_by_poll_total", "Jobs claimed by the fallback poll rather than a notification.", s->claimed_by_poll},
@@ -260,6 +265,12 @@ static void render_queue(gw_app_t *app, gw_buf_t *b)
     gw_buf_printf(b, "glint_queue_depth %lld\n", (long long)s->queue_depth);
     metric(b, "glint_queue_oldest_pending_seconds", "gauge", "Age of the oldest PENDING job (refreshed by the maintenance timer).");
     gw_buf_printf(b, "glint_queue_oldest_pending_seconds %.3f\n", s->oldest_pending_s);
+    gw_breaker_state_t bs = gw_breaker_state(uv_now(app->loop));
+    metric(b, "glint_ytdlp_breaker_open", "gauge",
+           "1 while the yt-dlp bot-check breaker holds YouTube runs back (open or half-open), else 0.");
+    gw_buf_printf(b, "glint_ytdlp_breaker_open %d\n", bs != GW_BREAKER_CLOSED ? 1 : 0);
+    metric(b, "glint_claims_held", "gauge", "1 while claiming is held because Gemini refused the API key.");
+    gw_buf_printf(b, "glint_claims_held %d\n", gw_queue_claims_held(app->queue) ? 1 : 0);
     metric(b, "glint_database_up", "gauge", "1 when the LISTEN connection is up.");
     gw_buf_printf(b, "glint_database_up %d\n", gw_pg_connected(app->pg) ? 1 : 0);
 }

@@ -31,7 +31,8 @@ struct st_gw_queue_t {
     gw_job_t *jobs; /* held jobs, doubly linked */
     size_t njobs;
     bool claiming, claim_again, stopped;
-    bool paused; /* gw_queue_pause_claiming */
+    uint64_t hold_until; /* gw_queue_hold_claims: loop time before which nothing is claimed */
+    bool paused;         /* gw_queue_pause_claiming */
     claim_reason_t claim_reason;
     uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
     uint64_t next_depth_at;
@@ -175,6 +176,10 @@ static void claim(gw_queue_t *q, claim_reason_t reason)
 {
     if (q->stopped || q->paused || q->pg == NULL || !gw_pg_connected(q->pg))
         return;
+    if (uv_now(q->loop) < q->hold_until) {
+        q->next_poll_at = q->hold_until; /* the tick claims when the hold ends */
+        return;
+    }
     if (q->claiming) {
         q->claim_again = true; /* coalesce: one claim in flight at a time */
         return;
@@ -466,6 +471,52 @@ void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t r
     gw_pg_query(q->pg, "gw_fail", "SELECT glint_fail_job($1, $2, $3, $4, $5::bigint)", 5, params, GW_PG_RETRY, on_failed, fc);
 }
 
+static void on_deferred(PGresult *res, const char *error, void *data)
+{
+    gw_job_t *job = data;
+    gw_queue_t *q = job->queue;
+    q->writes_inflight--;
+    if (!result_ok(res, PGRES_TUPLES_OK)) {
+        gw_job_log(GW_LOG_ERROR, job->id, "deferring the job failed: %s", error ? error : PQresultErrorMessage(res));
+    } else if (PQgetisnull(res, 0, 0)) {
+        q->stats.lost++;
+        gw_job_log(GW_LOG_WARN, job->id, "deferral not recorded: the job is no longer ours");
+    } else {
+        q->stats.deferred++;
+        uint64_t at = uv_now(q->loop) + (uint64_t)json_integer_value(json_object_get(job->outcome, "retry_ms"));
+        if (at < q->next_poll_at)
+            q->next_poll_at = at; /* the requeue notification comes before run_after: poll when it is due */
+    }
+    job_drop(job);
+}
+
+void gw_job_defer(gw_job_t *job, const char *code, const char *message, int64_t delay_ms)
+{
+    gw_queue_t *q = job->queue;
+    if (job->state != GW_JOB_RUNNING) {
+        if (job->state == GW_JOB_ABORTING)
+            gw_job_aborted(job);
+        return;
+    }
+    if (q->pg == NULL) { /* analyze: nobody to wait for */
+        gw_job_fail(job, code, message, -1);
+        return;
+    }
+    job->state = GW_JOB_FINISHING;
+    if (delay_ms < 0)
+        delay_ms = 0;
+    if (delay_ms > 86400000)
+        delay_ms = 86400000;
+    gw_log_event(GW_LOG_INFO, job->id, job->stage[0] ? job->stage : NULL, -1,
+                 "%s: back to the queue for %lld ms, attempt not counted", code, (long long)delay_ms);
+    char delay[24];
+    snprintf(delay, sizeof(delay), "%lld", (long long)delay_ms);
+    job->outcome = json_pack("{s:I, s:s, s:s}", "retry_ms", (json_int_t)delay_ms, "code", code, "message", message);
+    const char *params[] = {job->id, q->worker_id, code, message, delay};
+    q->writes_inflight++;
+    gw_pg_query(q->pg, "gw_defer", "SELECT glint_defer_job($1, $2, $3, $4, $5::bigint)", 5, params, GW_PG_RETRY, on_deferred, job);
+}
+
 static void on_released(PGresult *res, const char *error, void *data)
 {
     gw_queue_t *q = data;
@@ -691,6 +742,18 @@ void gw_queue_free(gw_queue_t *q)
 void gw_queue_stop_claiming(gw_queue_t *q)
 {
     q->stopped = true;
+}
+
+void gw_queue_hold_claims(gw_queue_t *q, uint64_t ms)
+{
+    uint64_t until = uv_now(q->loop) + ms;
+    if (until > q->hold_until)
+        q->hold_until = until;
+}
+
+bool gw_queue_claims_held(const gw_queue_t *q)
+{
+    return uv_now(q->loop) < q->hold_until;
 }
 
 void gw_queue_pause_claiming(gw_queue_t *q, bool paused)

@@ -55,6 +55,7 @@ typedef struct st_gw_queue_opts_t {
 
 typedef struct st_gw_queue_stats_t {
     uint64_t claimed, completed, failed, retried, cancelled, released, lost, reaped;
+    uint64_t deferred;        /* back to PENDING, attempt not counted (gw_job_defer) */
     uint64_t claimed_by_poll; /* jobs a fallback poll found (a notification was missed) */
     uint64_t claimed_standard, claimed_deep;
     uint64_t completed_standard, completed_deep, failed_standard, failed_deep;
@@ -82,6 +83,10 @@ void gw_queue_tick(gw_queue_t *q);
 /* Shutdown, staged: stop claiming; later release what still runs (back to PENDING, attempt not counted). */
 void gw_queue_stop_claiming(gw_queue_t *q);
 void gw_queue_release_all(gw_queue_t *q);
+/* Claims nothing for ms (extends, never shortens, a hold in force): Gemini refused the worker's key during a job, so
+ * every claim would fail the same way. Held jobs, heartbeats and the reaper go on. */
+void gw_queue_hold_claims(gw_queue_t *q, uint64_t ms);
+bool gw_queue_claims_held(const gw_queue_t *q);
 /* A configuration problem (the model check failed): claim nothing until resumed; held jobs, heartbeats and the reaper go
  * on. Resuming claims at once (a sweep, like after a reconnect). */
 void gw_queue_pause_claiming(gw_queue_t *q, bool paused);
@@ -103,6 +108,10 @@ void gw_job_complete(gw_job_t *job, json_t *result, const char *model, const gw_
 /* retry_ms < 0: permanent (FAILED + refund). Otherwise back to PENDING after retry_ms while attempts remain. */
 void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t retry_ms);
 void gw_job_aborted(gw_job_t *job);
+/* Back to PENDING after delay_ms with the attempt not counted (glint_defer_job): the job cannot run now for a reason
+ * outside it (the yt-dlp bot-check breaker is open, Gemini refused the worker's key). It neither burns an attempt nor
+ * fails; code/message are stored so a user sees why it waits. Without a database (analyze) it fails with code. */
+void gw_job_defer(gw_job_t *job, const char *code, const char *message, int64_t delay_ms);
 /* Progress shown by /worker/jobs/{id}; fire-and-forget. */
 void gw_job_set_stage(gw_job_t *job, const char *stage);
 

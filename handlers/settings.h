@@ -30,6 +30,13 @@ typedef struct st_gw_settings_t {
     char *local_media_dir;
     char *analyzer;
     long ytdlp_timeout_ms;
+    char *ytdlp_cookies_file; /* docs/youtube-datacenter.md */
+    char *ytdlp_proxy;
+    long bot_check_threshold;
+    long bot_check_window_ms;
+    long bot_check_cooldown_ms;
+    long bot_check_cooldown_max_ms;
+    char *bot_check_fallback;
     long gemini_timeout_ms;
     long gemini_max_retries;
     long gemini_chunk_chars;
