@@ -31,6 +31,8 @@ void gw_metrics_job_finished(bool deep, const char *outcome, double seconds);
 void gw_metrics_job_waited(bool deep, double seconds); /* created_at to claim */
 void gw_metrics_retry(const char *what);               /* "gemini", "job" … */
 void gw_metrics_count(const char *name);               /* free-form event counter, e.g. "subprocess_timeout" */
+/* An attempt that ended in an error: code from the catalogue (handlers/errors.c); final = FAILED, else retried. */
+void gw_metrics_job_error(const char *code, bool final);
 
 void gw_metrics_render(gw_app_t *app, gw_buf_t *out);
 void gw_metrics_reset(void); /* frees everything (clean exit) */
