@@ -3,7 +3,7 @@
 #   deps.sh build     compilers and -dev packages
 #   deps.sh runtime   shared libraries and the external tools the worker runs
 #   deps.sh test      what the test suite adds (PostgreSQL server, psycopg2, sample media tools, promtool, Chromium + Node.js for
-#                     the dashboard test, clang + libFuzzer, valgrind)
+#                     the dashboard test, promtool + PyYAML for the Grafana/alert rules test, clang + libFuzzer, valgrind)
 #   deps.sh demo      what tests/demo.sh adds to build + runtime (PostgreSQL server, sample media tools)
 #   deps.sh check GROUP...   installs nothing; exits 1 and names what is missing
 set -euo pipefail
@@ -11,7 +11,7 @@ build="build-essential cmake pkg-config libh2o-dev libuv1-dev libssl-dev libpq-d
 # yt-dlp: Debian's is years behind YouTube; the Dockerfile adds the current release binary, tests use a stand-in
 runtime="libh2o0.13 libuv1 libpq5 libcurl4 libjansson4 libssl3 ffmpeg ca-certificates"
 media="espeak-ng fonts-dejavu-core"
-test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format chromium nodejs $media clang libclang-rt-14-dev valgrind prometheus"
+test="postgresql postgresql-contrib python3 python3-psycopg2 python3-yaml prometheus yt-dlp ffmpeg clang-format chromium nodejs $media clang libclang-rt-14-dev valgrind prometheus"
 # NodeSource's nodejs ships npm and conflicts with Debian's npm package: ask for it only when the command is missing
 command -v npm >/dev/null 2>&1 || test="$test npm"
 demo="postgresql util-linux curl $media"
