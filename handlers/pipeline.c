@@ -1,6 +1,7 @@
 /* The production pipeline: every claimed job runs through the job state machine (handlers/job.h); this file wires it to
- * the queue and owns what spans jobs: the crash-recovery sweeper (models are checked by handlers/modelcheck.c). Excluded from the gwcore
- * library because it defines gw_pipeline_init (tests/pipeline_test.c defines the test binary's). */
+ * the queue and owns what spans jobs: the crash-recovery sweeper (models are checked by handlers/modelcheck.c).
+ * Excluded from the gwcore library because it defines gw_pipeline_init (tests/pipeline_test.c defines the test
+ * binary's). */
 #include "handlers/app.h"
 #include "handlers/gemini.h"
 #include "handlers/job.h"
