@@ -2,7 +2,7 @@
 dashboard and the Prometheus alert rules exists in a live scrape of the production binary after real jobs ran on the
 stand-ins (completed, failed, retried, a Gemini 429), so labelled series and histograms exist. No allowlist: a name the
 worker does not export fails the test. The dashboard JSON has what Grafana needs to import it; the rules pass
-`promtool check rules`."""
+`promtool check rules` and yamllint with deploy/'s settings."""
 import json
 import os
 import re
@@ -138,6 +138,9 @@ def check_dashboard(d, series):
 def check_alerts(series):
     p = subprocess.run(["promtool", "check", "rules", ALERTS], capture_output=True, text=True)
     check(p.returncode == 0, "promtool check rules: %s%s" % (p.stdout, p.stderr))
+    p = subprocess.run(["yamllint", "--strict", "-c", os.path.join(DEPLOY, "..", ".yamllint"), ALERTS], capture_output=True,
+                       text=True)
+    check(p.returncode == 0, "yamllint --strict (deploy/.yamllint): %s%s" % (p.stdout, p.stderr))
     doc = yaml.safe_load(open(ALERTS))
     rules = [r for g in doc["groups"] for r in g["rules"]]
     names = {r.get("alert") for r in rules}
