@@ -47,8 +47,8 @@ typedef struct st_hfamily_t {
     }
 
 static struct {
-    counter_t gemini[MAX_SERIES], tokens[8], retries[16], events[MAX_SERIES];
-    size_t ngemini, ntokens, nretries, nevents;
+    counter_t gemini[MAX_SERIES], tokens[8], retries[16], events[MAX_SERIES], costs[16];
+    size_t ngemini, ntokens, nretries, nevents, ncosts;
     counter_t failed_codes[MAX_SERIES], retried_codes[MAX_SERIES]; /* by error code (the catalogue bounds them) */
     size_t nfailed_codes, nretried_codes;
     hfamily_t stages, jobs, waits;
@@ -114,6 +114,13 @@ void gw_metrics_count(const char *name)
     counter_t *c = counter(m.events, &m.nevents, MAX_SERIES, name);
     if (c != NULL)
         c->value++;
+}
+
+void gw_metrics_cost(const char *model, double usd)
+{
+    counter_t *c = counter(m.costs, &m.ncosts, 16, model);
+    if (c != NULL && usd > 0)
+        c->value += usd;
 }
 
 static void observe(hfamily_t *f, const char *labels, double v)
@@ -188,7 +195,8 @@ void gw_metrics_reset(void)
     memset(m.tokens, 0, sizeof(m.tokens));
     memset(m.retries, 0, sizeof(m.retries));
     memset(m.events, 0, sizeof(m.events));
-    m.ngemini = m.ntokens = m.nretries = m.nevents = m.nfailed_codes = m.nretried_codes = 0;
+    memset(m.costs, 0, sizeof(m.costs));
+    m.ngemini = m.ntokens = m.nretries = m.nevents = m.ncosts = m.nfailed_codes = m.nretried_codes = 0;
     m.stages.n = m.jobs.n = m.waits.n = 0;
 }
 
@@ -294,6 +302,9 @@ static void render_pipeline(gw_buf_t *b)
     render_counters(b, "glint_gemini_requests_total", "code", "Gemini HTTP calls by status code (0 = no answer).", m.gemini,
                     m.ngemini);
     render_counters(b, "glint_gemini_tokens_total", "kind", "Gemini tokens by kind.", m.tokens, m.ntokens);
+    metric(b, "glint_gemini_cost_usd_total", "counter", "Estimated Gemini cost in USD (usageMetadata x GEMINI_PRICES), by model.");
+    for (size_t i = 0; i < m.ncosts; i++)
+        gw_buf_printf(b, "glint_gemini_cost_usd_total{model=\"%s\"} %.6f\n", m.costs[i].name, m.costs[i].value);
     render_counters(b, "glint_retries_total", "what", "Retries by what was retried.", m.retries, m.nretries);
     render_counters(b, "glint_events_total", "event", "Notable pipeline events.", m.events, m.nevents);
     metric(b, "glint_job_errors_total", "counter",
