@@ -1,5 +1,6 @@
 #include "handlers/api.h"
 #include "handlers/breaker.h"
+#include "handlers/history.h"
 #include "handlers/metrics.h"
 #include "handlers/modelcheck.h"
 #include "reactor/embed.h"
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 bool gw_api_valid_uuid(const char *s)
@@ -303,6 +305,21 @@ static void on_job_list(gw_http_req_t *r, void *data)
     gw_pg_query(app->pg, "gw_api_list", list_sql, 4, params, 0, on_list_rows, r);
 }
 
+/* ---- GET /worker/history: the dashboard's last hour, from memory (this process only; no query) ---- */
+
+static void on_history(gw_http_req_t *r, void *data)
+{
+    gw_app_t *app = data;
+    if (!authorized(app, r))
+        return;
+    json_t *o = gw_history_json(gw_history(), (int64_t)time(NULL));
+    json_object_set_new(o, "worker_id", json_string(gw_queue_worker_id(app->queue)));
+    char *s = json_dumps(o, JSON_COMPACT);
+    gw_http_respond_json(r, 200, s);
+    free(s);
+    json_decref(o);
+}
+
 /* ---- GET /worker/jobs/{id} ---- */
 
 const char gw_api_job_sql[] =
@@ -388,6 +405,7 @@ void gw_api_register(gw_app_t *app)
     gw_server_route(app->server, "GET", "/readyz", on_readyz, app);
     gw_server_route(app->server, "GET", "/metrics", on_metrics, app);
     gw_server_route(app->server, "GET", "/worker/jobs", on_job_list, app);
+    gw_server_route(app->server, "GET", "/worker/history", on_history, app);
     gw_server_route(app->server, "GET", "/worker/jobs/*", on_job_get, app);
     gw_server_route(app->server, "POST", "/worker/jobs/*/cancel", on_job_cancel, app);
 }

@@ -1,11 +1,13 @@
 #include "handlers/metrics.h"
 #include "handlers/breaker.h"
+#include "handlers/history.h"
 #include "handlers/modelcheck.h"
 #include <dirent.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_SERIES 64
@@ -48,6 +50,8 @@ typedef struct st_hfamily_t {
 static struct {
     counter_t gemini[MAX_SERIES], tokens[8], retries[16], events[MAX_SERIES], costs[16];
     size_t ngemini, ntokens, nretries, nevents, ncosts;
+    counter_t failed_codes[MAX_SERIES], retried_codes[MAX_SERIES]; /* by error code (the catalogue bounds them) */
+    size_t nfailed_codes, nretried_codes;
     hfamily_t stages, jobs, waits;
 } m = {.stages = FAMILY(stage_buckets), .jobs = FAMILY(job_buckets), .waits = FAMILY(wait_buckets)};
 
@@ -170,6 +174,15 @@ void gw_metrics_job_finished(bool deep, const char *outcome, double seconds)
     char labels[80];
     snprintf(labels, sizeof(labels), "mode=\"%s\",outcome=\"%s\"", deep ? "deep" : "standard", outcome);
     observe(&m.jobs, labels, seconds < 0 ? 0 : seconds);
+    gw_history_job_named(gw_history(), (int64_t)time(NULL), outcome); /* the dashboard's last hour */
+}
+
+void gw_metrics_job_error(const char *code, bool final)
+{
+    counter_t *c = final ? counter(m.failed_codes, &m.nfailed_codes, MAX_SERIES, code ? code : "unknown")
+                         : counter(m.retried_codes, &m.nretried_codes, MAX_SERIES, code ? code : "unknown");
+    if (c != NULL)
+        c->value++;
 }
 
 void gw_metrics_job_waited(bool deep, double seconds)
@@ -184,7 +197,7 @@ void gw_metrics_reset(void)
     memset(m.retries, 0, sizeof(m.retries));
     memset(m.events, 0, sizeof(m.events));
     memset(m.costs, 0, sizeof(m.costs));
-    m.ngemini = m.ntokens = m.nretries = m.nevents = m.ncosts = 0;
+    m.ngemini = m.ntokens = m.nretries = m.nevents = m.ncosts = m.nfailed_codes = m.nretried_codes = 0;
     m.stages.n = m.jobs.n = m.waits.n = 0;
 }
 
@@ -305,6 +318,14 @@ static void render_pipeline(gw_buf_t *b)
         gw_buf_printf(b, "glint_gemini_cost_usd_total{model=\"%s\"} %.6f\n", m.costs[i].name, m.costs[i].value);
     render_counters(b, "glint_retries_total", "what", "Retries by what was retried.", m.retries, m.nretries);
     render_counters(b, "glint_events_total", "event", "Notable pipeline events.", m.events, m.nevents);
+    metric(b, "glint_job_errors_total", "counter",
+           "Attempts that ended in an error, by error code and outcome (failed = for good, retried = back to PENDING).");
+    for (size_t i = 0; i < m.nfailed_codes; i++)
+        gw_buf_printf(b, "glint_job_errors_total{code=\"%s\",outcome=\"failed\"} %.0f\n", m.failed_codes[i].name,
+                      m.failed_codes[i].value);
+    for (size_t i = 0; i < m.nretried_codes; i++)
+        gw_buf_printf(b, "glint_job_errors_total{code=\"%s\",outcome=\"retried\"} %.0f\n", m.retried_codes[i].name,
+                      m.retried_codes[i].value);
     render_histogram(b, "glint_stage_duration_seconds",
                      "Time spent per pipeline stage, by outcome (ok, or failed: the stage the job failed in).", &m.stages);
     render_histogram(b, "glint_job_duration_seconds",

@@ -1,10 +1,12 @@
 #include "handlers/queue.h"
 #include "handlers/errors.h"
+#include "handlers/history.h"
 #include "handlers/metrics.h"
 #include "reactor/log.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define POLL_WHILE_DOWN_MS 250
 #define DEPTH_REFRESH_MS 5000
@@ -53,6 +55,8 @@ static void claim(gw_queue_t *q, claim_reason_t reason);
 static void job_ended(const gw_job_t *job, const char *outcome)
 {
     gw_metrics_job_finished(job->deep, outcome, (double)(uv_now(job->queue->loop) - job->claimed_at_ms) / 1000.0);
+    if (strcmp(outcome, "failed") == 0 || strcmp(outcome, "retried") == 0)
+        gw_metrics_job_error(json_string_value(json_object_get(job->outcome, "code")), outcome[0] == 'f');
 }
 static void flush_completions(gw_queue_t *q);
 static void local_outcome(gw_job_t *job, json_t *result, const char *code, const char *message);
@@ -639,6 +643,7 @@ static void on_depth(PGresult *res, const char *error, void *data)
     q->depth_inflight = false;
     if (result_ok(res, PGRES_TUPLES_OK) && PQntuples(res) == 1) {
         q->stats.queue_depth = atoll(PQgetvalue(res, 0, 0));
+        gw_history_queue_depth(gw_history(), (int64_t)time(NULL), q->stats.queue_depth);
         q->stats.oldest_pending_s = atof(PQgetvalue(res, 0, 1));
     }
 }
