@@ -57,6 +57,8 @@ typedef enum en_gw_outcome_t {
     GW_OUT_COMPLETE, /* result ready */
     GW_OUT_FAIL,     /* gw_job_fail with code/message/retry */
     GW_OUT_ABORT,    /* the queue asked us to stop: gw_job_aborted */
+    GW_OUT_REUSED,   /* the database completed it from another job's analysis (handlers/reuse.c): gw_job_settled */
+    GW_OUT_WAITING,  /* the database put it back to PENDING to wait for another job's analysis, or it was not ours */
 } gw_outcome_t;
 
 typedef struct st_gw_run_t gw_run_t;
@@ -81,6 +83,7 @@ struct st_gw_run_t {
     gw_work_t *work;
     unsigned pg_inflight;
     /* source */
+    char language[36]; /* the job's output language (BCP-47); "" = the transcript's */
     char video_id[16];
     char *url;            /* remote: normalised URL */
     char *path;           /* local: the resolved file */
@@ -135,6 +138,8 @@ bool gw_run_set_state(gw_run_t *run, gw_run_state_t to);
  * (handlers/errors.c): strict (gw_run_strict), an unknown one aborts. */
 void gw_run_fail(gw_run_t *run, const char *code, const char *message, bool transient, int64_t floor_ms);
 void gw_run_complete(gw_run_t *run, json_t *result); /* takes the reference */
+/* The database already settled the job (GW_OUT_REUSED or GW_OUT_WAITING): clean up and let the queue forget it. */
+void gw_run_settled(gw_run_t *run, gw_outcome_t o);
 
 /* Stage timing (timings JSON, metrics, log) and the job's visible stage. */
 void gw_run_stage_begin(gw_run_t *run, const char *stage);

@@ -26,6 +26,7 @@ static struct {
     size_t ngemini, ntokens, nretries, nevents;
     histogram_t stages[24];
     size_t nstages;
+    unsigned long long reuses, reuse_tokens;
 } m;
 
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
@@ -88,6 +89,13 @@ void gw_metrics_count(const char *name)
     counter_t *c = counter(m.events, &m.nevents, MAX_SERIES, name);
     if (c != NULL)
         c->value++;
+}
+
+void gw_metrics_reuse(long tokens_saved)
+{
+    m.reuses++;
+    if (tokens_saved > 0)
+        m.reuse_tokens += (unsigned long long)tokens_saved;
 }
 
 void gw_metrics_stage(const char *stage, double seconds)
@@ -205,6 +213,10 @@ static void render_pipeline(gw_buf_t *b)
     render_counters(b, "glint_gemini_tokens_total", "kind", "Gemini tokens by kind.", m.tokens, m.ntokens);
     render_counters(b, "glint_retries_total", "what", "Retries by what was retried.", m.retries, m.nretries);
     render_counters(b, "glint_events_total", "event", "Notable pipeline events.", m.events, m.nevents);
+    metric(b, "glint_result_reuse_total", "counter", "Jobs completed from another job's analysis (no yt-dlp, no Gemini).");
+    gw_buf_printf(b, "glint_result_reuse_total %llu\n", m.reuses);
+    metric(b, "glint_result_reuse_tokens_saved_total", "counter", "Gemini tokens the reused analyses had cost.");
+    gw_buf_printf(b, "glint_result_reuse_tokens_saved_total %llu\n", m.reuse_tokens);
     metric(b, "glint_stage_duration_seconds", "histogram", "Time spent per pipeline stage.");
     for (size_t i = 0; i < m.nstages; i++) {
         const histogram_t *h = &m.stages[i];

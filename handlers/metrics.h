@@ -19,6 +19,8 @@ void gw_metrics_tokens(const char *kind, long n); /* "prompt", "output", "though
 void gw_metrics_stage(const char *stage, double seconds);
 void gw_metrics_retry(const char *what); /* "gemini", "job" … */
 void gw_metrics_count(const char *name); /* free-form event counter, e.g. "subprocess_timeout" */
+/* A job completed from another job's analysis (handlers/reuse.c); tokens_saved: the Gemini tokens that analysis cost. */
+void gw_metrics_reuse(long tokens_saved);
 
 void gw_metrics_render(gw_app_t *app, gw_buf_t *out);
 void gw_metrics_reset(void); /* frees everything (clean exit) */

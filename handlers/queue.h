@@ -100,6 +100,9 @@ void gw_job_complete(gw_job_t *job, json_t *result, const char *model, const gw_
 /* retry_ms < 0: permanent (FAILED + refund). Otherwise back to PENDING after retry_ms while attempts remain. */
 void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t retry_ms);
 void gw_job_aborted(gw_job_t *job);
+/* The pipeline's own database call already settled the job (handlers/reuse.c: completed from another job's analysis, or
+ * back to PENDING to wait for one): the queue forgets it, counting it as completed when it is. */
+void gw_job_settled(gw_job_t *job, bool completed);
 /* Progress shown by /worker/jobs/{id}; fire-and-forget. */
 void gw_job_set_stage(gw_job_t *job, const char *stage);
 
