@@ -68,7 +68,7 @@ try:
     migrate(db)
     w = Worker(db, binary="glint-worker", YTDLP_PATH=os.path.join(SRC, "standins", "fake-yt-dlp"), GEMINI_BASE_URL=gem.base,
                GEMINI_API_KEY=KEY, WORK_DIR=work_dir, FAKE_YTDLP_LOG=ytlog, YTDLP_TIMEOUT_MS=4000, GEMINI_TIMEOUT_MS=5000,
-               GEMINI_MAX_RETRIES=2, LEASE_SECONDS=10)
+               GEMINI_MAX_RETRIES=2, LEASE_SECONDS=10, RESULT_REUSE_TTL_HOURS=168)
     check(w.wait_ready(), "worker ready")
 
     # ---- two URL forms of one YouTube video share one analysis ----
@@ -202,7 +202,7 @@ try:
     # ---- the local analyzer cannot translate: it says so, and the job completes in the transcript's language ----
     w.stop()
     w = Worker(db, binary="glint-worker", YTDLP_PATH=os.path.join(SRC, "standins", "fake-yt-dlp"), ANALYZER="local",
-               WORK_DIR=work_dir, FAKE_YTDLP_LOG=ytlog, YTDLP_TIMEOUT_MS=4000, LEASE_SECONDS=10)
+               WORK_DIR=work_dir, FAKE_YTDLP_LOG=ytlog, YTDLP_TIMEOUT_MS=4000, LEASE_SECONDS=10, RESULT_REUSE_TTL_HOURS=168)
     check(w.wait_ready(), "local worker ready")
     fr = enqueue("https://youtu.be/okreuse0001", user, language="fr")
     ok, rows = wait_final([fr])

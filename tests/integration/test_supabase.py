@@ -307,7 +307,7 @@ def run_jobs(db, tmp):
     w = Worker(db, binary="glint-worker", YTDLP_PATH=os.path.join(SRC, "standins", "fake-yt-dlp"), GEMINI_BASE_URL=gem.base,
                GEMINI_API_KEY=GEMINI_KEY, WORK_DIR=work, FAKE_YTDLP_MEDIA=media, FAKE_YTDLP_CACHE=tmp,
                FAKE_YTDLP_LOG=os.path.join(tmp, "yt.log"), YTDLP_TIMEOUT_MS=30000, GEMINI_TIMEOUT_MS=20000,
-               LEASE_SECONDS=10, POLL_INTERVAL_MS=500, RESULT_REUSE_TTL_HOURS=0)  # the whole pipeline, never a copy
+               LEASE_SECONDS=10, POLL_INTERVAL_MS=500)
     try:
         check(w.wait_ready(), "worker ready")
         who = db.q("SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = %s AND usename <> 'postgres'", db.name)
