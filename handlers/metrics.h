@@ -31,6 +31,7 @@ void gw_metrics_job_finished(bool deep, const char *outcome, double seconds);
 void gw_metrics_job_waited(bool deep, double seconds); /* created_at to claim */
 void gw_metrics_retry(const char *what);               /* "gemini", "job" … */
 void gw_metrics_count(const char *name);               /* free-form event counter, e.g. "subprocess_timeout" */
+void gw_metrics_cost(const char *model, double usd);   /* glint_gemini_cost_usd_total{model} (handlers/governor.c) */
 /* A job completed from another job's analysis (handlers/reuse.c); tokens_saved: the Gemini tokens that analysis cost. */
 void gw_metrics_reuse(long tokens_saved);
 

@@ -147,11 +147,8 @@ CREATE TRIGGER analysis_jobs_wake_followers
                        AND NEW.stage IS DISTINCT FROM 'waiting_for_analysis') -- a follower parking itself wakes no one
     EXECUTE FUNCTION glint_wake_followers();
 
--- ---- who may do what: sql/009's model, plus glint_reuse_job (definer, the worker's) ----
+-- ---- who may do what: sql/015's glint_apply_access() (009's model with the governor's objects), plus glint_reuse_job ----
 
--- Applies the access model to every glint object in this schema. Idempotent; each later migration that adds a table or
--- function ends by calling it (after adding the object to the lists below). Roles that do not exist (plain PostgreSQL
--- has no anon/authenticated/service_role; auth.uid() is Supabase's) are skipped.
 CREATE OR REPLACE FUNCTION glint_apply_access() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_schema text := current_schema();
@@ -163,11 +160,16 @@ DECLARE
         ['user_credits',       'SELECT',      'SELECT, INSERT, UPDATE',         ''],
         ['credit_ledger',      'SELECT',      'SELECT, INSERT',                 ''],
         ['glint_remote_files', '',            'SELECT',                         'SELECT, INSERT, DELETE'],
-        ['glint_migrations',   '',            '',                               '']];
+        ['glint_migrations',   '',            '',                               ''],
+        ['glint_gemini_budget', '',           '',                               '']]; -- 015: through the definer functions
     -- SECURITY DEFINER: they act on rows their caller may not touch, each guarded by status and locked_by
     v_definer CONSTANT text[] := ARRAY['glint_claim_jobs', 'glint_heartbeat', 'glint_set_stage', 'glint_release_jobs',
                                        'glint_complete_jobs', 'glint_fail_job', 'glint_cancel_job', 'glint_reap_expired',
-                                       'glint_reconcile_credits', 'glint_reuse_job'];
+                                       'glint_reconcile_credits',
+                                       -- 015: the Gemini quota row of a model, reached by no role directly
+                                       'glint_gemini_admit', 'glint_gemini_settle', 'glint_gemini_pause',
+                                       -- 016: result reuse, guarded by status and locked_by like the others
+                                       'glint_reuse_job'];
     v_worker_fns CONSTANT text[] := v_definer;
     v_service_fns CONSTANT text[] := ARRAY['glint_enqueue_job', 'glint_cancel_job', 'glint_credit_cost'];
     v_user_fns CONSTANT text[] := ARRAY['glint_credit_cost'];
