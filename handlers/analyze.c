@@ -64,6 +64,10 @@ static void on_local_done(gw_run_t *run, void *arg)
     }
     snprintf(run->model_version, sizeof(run->model_version), "%s", GW_LOCAL_MODEL);
     run->nchunks = 1;
+    if (run->language[0] != '\0') /* extractive: it quotes the transcript and cannot translate; the job still completes */
+        json_object_set_new(run->timings, "language",
+                            json_pack("{s:s, s:b, s:s}", "requested", run->language, "applied", 0, "note",
+                                      "the local analyzer cannot translate: the analysis is in the transcript's language"));
     gw_run_complete(run, r);
 }
 
@@ -267,6 +271,7 @@ static json_t *build_body(gw_run_t *run)
     o.media_resolution = run->job->deep ? media_resolution(cfg) : run->bot_fallback ? "MEDIA_RESOLUTION_LOW" : NULL;
     o.file_uri = run->youtube_source ? run->url : run->file_uri;
     o.file_mime = run->youtube_source ? "video/*" : run->file_mime;
+    o.language = run->language[0] != '\0' ? run->language : NULL;
     if (run->big_budget)
         o.max_output_tokens = BIG_OUTPUT_TOKENS;
     if (run->chunk == run->nchunks) /* reduce */

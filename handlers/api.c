@@ -324,7 +324,7 @@ static void on_history(gw_http_req_t *r, void *data)
 
 const char gw_api_job_sql[] =
     "SELECT json_build_object('id', j.id, 'user_id', j.user_id, 'video_url', j.video_url, 'mode', j.mode,"
-    " 'status', j.status, 'stage', j.stage, 'attempts', j.attempts, 'max_attempts', j.max_attempts,"
+    " 'language', j.language, 'status', j.status, 'stage', j.stage, 'attempts', j.attempts, 'max_attempts', j.max_attempts,"
     " 'credits_charged', j.credits_charged, 'error', CASE WHEN j.error_code IS NULL THEN NULL"
     " ELSE json_build_object('code', j.error_code, 'message', j.error_message) END,"
     " 'created_at', j.created_at, 'started_at', j.started_at, 'finished_at', j.finished_at, 'updated_at', j.updated_at,"
@@ -333,7 +333,7 @@ const char gw_api_job_sql[] =
     " 'model', r.model, 'usage', CASE WHEN r.job_id IS NULL THEN NULL ELSE json_build_object('prompt_tokens',"
     " r.prompt_tokens, 'output_tokens', r.output_tokens, 'thoughts_tokens', r.thoughts_tokens,"
     " 'cost_usd', r.timings->'cost_usd') END," /* the pipeline records the estimated cost with its timings */
-    " 'timings', r.timings - 'cost_usd')::text"
+    " 'timings', r.timings - 'cost_usd', 'reused_from', r.reused_from)::text"
     " FROM analysis_jobs j LEFT JOIN analysis_results r ON r.job_id = j.id WHERE j.id = $1";
 
 static void on_job_row(PGresult *res, const char *error, void *data)

@@ -30,6 +30,8 @@ static int parse_option(const gw_cli_command_t *cmd, int argc, char **argv, int 
         a->mode = "deep";
     } else if ((cmd->options & GW_CLI_OPT_USER) && strcmp(s, "--user") == 0 && has_value) {
         a->user = argv[++*i];
+    } else if ((cmd->options & GW_CLI_OPT_LANGUAGE) && strcmp(s, "--language") == 0 && has_value) {
+        a->language = argv[++*i];
     } else if ((cmd->options & GW_CLI_OPT_JSON) && strcmp(s, "--json") == 0) {
         a->json = true;
     } else {
@@ -150,8 +152,9 @@ static int enqueue(gw_settings_t *cfg, const gw_cli_args_t *args)
     PGconn *c = connect_db(cfg, "enqueue");
     if (c == NULL)
         return 1;
-    const char *params[] = {a.user, a.positional, a.mode};
-    PGresult *res = PQexecParams(c, "SELECT glint_enqueue_job($1::uuid, $2, $3)", 3, NULL, params, NULL, NULL, 0);
+    const char *params[] = {a.user, a.positional, a.mode, a.language};
+    /* the database validates the tag (invalid_language); NULL = the transcript's language */
+    PGresult *res = PQexecParams(c, "SELECT glint_enqueue_job($1::uuid, $2, $3, p_language => $4)", 4, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         printf("%s\n", PQgetvalue(res, 0, 0));
@@ -180,6 +183,7 @@ static void print_human(json_t *j)
     printf("%-10s %s (stage %s)\n", "status", json_string_value(json_object_get(j, "status")),
            json_is_string(json_object_get(j, "stage")) ? json_string_value(json_object_get(j, "stage")) : "-");
     print_field("mode", json_object_get(j, "mode"));
+    print_field("language", json_object_get(j, "language"));
     print_field("video", json_object_get(j, "video_url"));
     printf("%-10s %lld/%lld\n", "attempts", (long long)json_integer_value(json_object_get(j, "attempts")),
            (long long)json_integer_value(json_object_get(j, "max_attempts")));
@@ -363,14 +367,15 @@ static int cancel(gw_settings_t *cfg, const gw_cli_args_t *a)
 
 const gw_cli_command_t gw_cli_enqueue = {
     "enqueue",
-    "URL [--mode standard|deep] [--user UUID]",
+    "URL [--mode standard|deep] [--user UUID] [--language TAG]",
     "charge the user and enqueue a job; prints its id",
-    "  --mode MODE  standard (the default; 1 credit) or deep (15 credits per started 5 minutes)\n"
-    "  --deep       the same as --mode deep\n"
-    "  --user UUID  the user charged (default " NIL_USER ")\n\n"
+    "  --mode MODE      standard (the default; 1 credit) or deep (15 credits per started 5 minutes)\n"
+    "  --deep           the same as --mode deep\n"
+    "  --user UUID      the user charged (default " NIL_USER ")\n"
+    "  --language TAG   write the analysis in this language (BCP-47: de, pt-BR, zh-Hant); default the transcript's\n\n"
     "The URL is checked as the worker will check it (ALLOWED_VIDEO_HOSTS) before anything is charged.\n",
     "URL",
-    GW_CLI_OPT_MODE | GW_CLI_OPT_USER,
+    GW_CLI_OPT_MODE | GW_CLI_OPT_USER | GW_CLI_OPT_LANGUAGE,
     GW_SETTINGS_NEED_DB,
     enqueue,
 };

@@ -8,6 +8,7 @@
 #include "handlers/metrics.h"
 #include "handlers/remote.h"
 #include "handlers/result.h"
+#include "handlers/reuse.h"
 #include "handlers/url.h"
 #include "handlers/ytdlp.h"
 #include "reactor/log.h"
@@ -220,6 +221,11 @@ void gw_run_complete(gw_run_t *run, json_t *result)
     conclude(run, GW_OUT_COMPLETE);
 }
 
+void gw_run_settled(gw_run_t *run, gw_outcome_t o)
+{
+    conclude(run, o);
+}
+
 static void report(gw_run_t *run)
 {
     gw_run_set_state(run, GW_RUN_DONE);
@@ -239,6 +245,8 @@ static void report(gw_run_t *run)
         gw_job_fail(run->job, run->code, run->message, run->retry_ms);
     } else if (run->outcome == GW_OUT_DEFER) {
         gw_job_defer(run->job, run->code, run->message, run->retry_ms);
+    } else if (run->outcome == GW_OUT_REUSED || run->outcome == GW_OUT_WAITING) {
+        gw_job_settled(run->job, run->outcome == GW_OUT_REUSED);
     } else {
         gw_job_aborted(run->job);
     }
@@ -421,6 +429,8 @@ static bool intake(gw_run_t *run)
     return make_scratch(run);
 }
 
+static void begin_source(gw_run_t *run);
+
 void gw_run_start(gw_app_t *app, gw_job_t *job)
 {
     gw_run_t *run = calloc(1, sizeof(*run));
@@ -438,6 +448,18 @@ void gw_run_start(gw_app_t *app, gw_job_t *job)
         abort();
     if (!intake(run))
         return;
+    /* reuse another job's analysis, wait for one under way, or go on with the job's output language known */
+    if (gw_run_pg(run) != NULL)
+        gw_reuse_begin(run, begin_source);
+    else
+        begin_source(run);
+}
+
+/* The source stage, once intake (and the reuse check) let the job go on. */
+static void begin_source(gw_run_t *run)
+{
+    gw_app_t *app = run->app;
+    gw_job_t *job = run->job;
     if (job->deep)
         run->media = GW_MEDIA_VIDEO;
     if (run->source == GW_SOURCE_LOCAL) {

@@ -59,6 +59,8 @@ typedef enum en_gw_outcome_t {
     GW_OUT_FAIL,     /* gw_job_fail with code/message/retry */
     GW_OUT_ABORT,    /* the queue asked us to stop: gw_job_aborted */
     GW_OUT_DEFER,    /* cannot run now for a reason outside the job: gw_job_defer (attempt not counted) */
+    GW_OUT_REUSED,   /* the database completed it from another job's analysis (handlers/reuse.c): gw_job_settled */
+    GW_OUT_WAITING,  /* the database put it back to PENDING to wait for another job's analysis, or it was not ours */
 } gw_outcome_t;
 
 typedef struct st_gw_run_t gw_run_t;
@@ -86,6 +88,7 @@ struct st_gw_run_t {
     gw_work_t *work;
     unsigned pg_inflight;
     /* source */
+    char language[36]; /* the job's output language (BCP-47); "" = the transcript's */
     char video_id[16];
     char *url;            /* remote: normalised URL */
     char *path;           /* local: the resolved file */
@@ -144,6 +147,8 @@ void gw_run_fail(gw_run_t *run, const char *code, const char *message, bool tran
 void gw_run_complete(gw_run_t *run, json_t *result); /* takes the reference */
 /* Back to PENDING after delay_ms, the attempt not counted (the bot-check breaker is open, Gemini refused the key). */
 void gw_run_defer(gw_run_t *run, const char *code, const char *message, int64_t delay_ms);
+/* The database already settled the job (GW_OUT_REUSED or GW_OUT_WAITING): clean up and let the queue forget it. */
+void gw_run_settled(gw_run_t *run, gw_outcome_t o);
 
 /* Stage timing (timings JSON, metrics, log) and the job's visible stage. */
 void gw_run_stage_begin(gw_run_t *run, const char *stage);

@@ -53,6 +53,7 @@ static struct {
     counter_t failed_codes[MAX_SERIES], retried_codes[MAX_SERIES]; /* by error code (the catalogue bounds them) */
     size_t nfailed_codes, nretried_codes;
     hfamily_t stages, jobs, waits;
+    unsigned long long reuses, reuse_tokens;
 } m = {.stages = FAMILY(stage_buckets), .jobs = FAMILY(job_buckets), .waits = FAMILY(wait_buckets)};
 
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
@@ -122,6 +123,13 @@ void gw_metrics_cost(const char *model, double usd)
     counter_t *c = counter(m.costs, &m.ncosts, 16, model);
     if (c != NULL && usd > 0)
         c->value += usd;
+}
+
+void gw_metrics_reuse(long tokens_saved)
+{
+    m.reuses++;
+    if (tokens_saved > 0)
+        m.reuse_tokens += (unsigned long long)tokens_saved;
 }
 
 static void observe(hfamily_t *f, const char *labels, double v)
@@ -199,6 +207,7 @@ void gw_metrics_reset(void)
     memset(m.costs, 0, sizeof(m.costs));
     m.ngemini = m.ntokens = m.nretries = m.nevents = m.ncosts = m.nfailed_codes = m.nretried_codes = 0;
     m.stages.n = m.jobs.n = m.waits.n = 0;
+    m.reuses = m.reuse_tokens = 0;
 }
 
 static long rss_bytes(void)
@@ -326,6 +335,10 @@ static void render_pipeline(gw_buf_t *b)
     for (size_t i = 0; i < m.nretried_codes; i++)
         gw_buf_printf(b, "glint_job_errors_total{code=\"%s\",outcome=\"retried\"} %.0f\n", m.retried_codes[i].name,
                       m.retried_codes[i].value);
+    metric(b, "glint_result_reuse_total", "counter", "Jobs completed from another job's analysis (no yt-dlp, no Gemini).");
+    gw_buf_printf(b, "glint_result_reuse_total %llu\n", m.reuses);
+    metric(b, "glint_result_reuse_tokens_saved_total", "counter", "Gemini tokens the reused analyses had cost.");
+    gw_buf_printf(b, "glint_result_reuse_tokens_saved_total %llu\n", m.reuse_tokens);
     render_histogram(b, "glint_stage_duration_seconds",
                      "Time spent per pipeline stage, by outcome (ok, or failed: the stage the job failed in).", &m.stages);
     render_histogram(b, "glint_job_duration_seconds",

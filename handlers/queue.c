@@ -538,6 +538,22 @@ void gw_job_aborted(gw_job_t *job)
     job_drop(job);
 }
 
+void gw_job_settled(gw_job_t *job, bool completed)
+{
+    gw_queue_t *q = job->queue;
+    if (job->state == GW_JOB_FINISHING)
+        return;
+    if (completed) {
+        q->stats.completed++;
+        if (job->deep)
+            q->stats.completed_deep++;
+        else
+            q->stats.completed_standard++;
+        gw_log_event(GW_LOG_INFO, job->id, "done", (double)(uv_now(q->loop) - job->claimed_at_ms), "completed (reused)");
+    }
+    job_drop(job);
+}
+
 void gw_job_set_stage(gw_job_t *job, const char *stage)
 {
     gw_queue_t *q = job->queue;

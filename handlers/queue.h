@@ -112,6 +112,9 @@ void gw_job_aborted(gw_job_t *job);
  * outside it (the yt-dlp bot-check breaker is open, Gemini refused the worker's key). It neither burns an attempt nor
  * fails; code/message are stored so a user sees why it waits. Without a database (analyze) it fails with code. */
 void gw_job_defer(gw_job_t *job, const char *code, const char *message, int64_t delay_ms);
+/* The pipeline's own database call already settled the job (handlers/reuse.c: completed from another job's analysis, or
+ * back to PENDING to wait for one): the queue forgets it, counting it as completed when it is. */
+void gw_job_settled(gw_job_t *job, bool completed);
 /* Progress shown by /worker/jobs/{id}; fire-and-forget. */
 void gw_job_set_stage(gw_job_t *job, const char *stage);
 

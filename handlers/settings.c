@@ -103,6 +103,9 @@ static const gw_config_var_t vars[] = {
         "how long an uploaded file may stay PROCESSING before the job fails (file_processing_timeout)"),
     LNG("DEEP_SEGMENT_SECONDS", "2700", 60, 86400, deep_segment_seconds,
         "deep-mode videos longer than this are analysed in videoMetadata segments of this length and merged"),
+    LNG("RESULT_REUSE_TTL_HOURS", "168", 0, 87600, result_reuse_ttl_hours,
+        "a job whose video, mode, model, prompt version and language match an analysis completed this recently copies it "
+        "(docs/reuse-and-language.md); 0 = off"),
     SECRET("SENTRY_DSN", sentry_dsn, "Sentry DSN; unset = no error reporting"),
     STR("SENTRY_ENVIRONMENT", "production", sentry_environment, "environment tag on Sentry events"),
     ENM("LOG_LEVEL", "info", "debug|info|warn|error", log_level, "log threshold"),

@@ -51,6 +51,7 @@ typedef struct st_gw_settings_t {
     long upload_timeout_ms;
     long file_active_timeout_ms;
     long deep_segment_seconds;
+    long result_reuse_ttl_hours;
     char *sentry_dsn;
     char *sentry_environment;
     char *log_level;

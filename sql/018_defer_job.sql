@@ -16,7 +16,7 @@ BEGIN
 END
 $$;
 
--- glint_apply_access as in 015, with glint_defer_job among the worker's definer functions.
+-- glint_apply_access as in 016, with glint_defer_job among the worker's definer functions.
 CREATE OR REPLACE FUNCTION glint_apply_access() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_schema text := current_schema();
@@ -36,6 +36,8 @@ DECLARE
                                        'glint_reconcile_credits',
                                        -- 015: the Gemini quota row of a model, reached by no role directly
                                        'glint_gemini_admit', 'glint_gemini_settle', 'glint_gemini_pause',
+                                       -- 016: result reuse, guarded by status and locked_by like the others
+                                       'glint_reuse_job',
                                        -- 018: a job that meets the bot-check breaker waits, attempt not counted
                                        'glint_defer_job'];
     v_worker_fns CONSTANT text[] := v_definer;
