@@ -1,4 +1,5 @@
 #include "handlers/metrics.h"
+#include "handlers/job.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,11 @@ static struct {
     size_t ngemini, ntokens, nretries, nevents;
     histogram_t stages[24];
     size_t nstages;
+    histogram_t pool_wait[2]; /* main, media */
 } m;
+
+/* a grant is usually immediate: finer buckets than the stages' */
+static const double wait_buckets[NBUCKETS] = {0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120};
 
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
 {
@@ -104,6 +109,16 @@ void gw_metrics_stage(const char *stage, double seconds)
     }
     for (size_t i = 0; i < NBUCKETS; i++)
         if (seconds <= buckets[i])
+            h->counts[i]++;
+    h->count++;
+    h->sum += seconds;
+}
+
+void gw_metrics_pool_wait(const char *pool, double seconds)
+{
+    histogram_t *h = &m.pool_wait[strcmp(pool, "media") == 0];
+    for (size_t i = 0; i < NBUCKETS; i++)
+        if (seconds <= wait_buckets[i])
             h->counts[i]++;
     h->count++;
     h->sum += seconds;
@@ -217,6 +232,31 @@ static void render_pipeline(gw_buf_t *b)
     }
 }
 
+static void render_pool(gw_app_t *app, gw_buf_t *b)
+{
+    gw_run_pools_init(app->cfg); /* sized at the first job or scrape, whichever comes first */
+    static const char *const names[2] = {"main", "media"};
+    metric(b, "glint_subprocess_pool_size", "gauge", "Subprocesses a pool lets run at once (0 = unlimited).");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_size{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->size : 0);
+    metric(b, "glint_subprocess_pool_busy", "gauge", "Subprocesses running (slots taken).");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_busy{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->busy : 0);
+    metric(b, "glint_subprocess_pool_queued", "gauge", "Jobs waiting for a subprocess slot.");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_queued{pool=\"%s\"} %zu\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->queued : 0);
+    metric(b, "glint_subprocess_pool_wait_seconds", "histogram", "Time a subprocess waited for a pool slot.");
+    for (int i = 0; i < 2; i++) {
+        const histogram_t *h = &m.pool_wait[i];
+        for (size_t k = 0; k < NBUCKETS; k++)
+            gw_buf_printf(b, "glint_subprocess_pool_wait_seconds_bucket{pool=\"%s\",le=\"%g\"} %lu\n", names[i], wait_buckets[k],
+                          h->counts[k]);
+        gw_buf_printf(b, "glint_subprocess_pool_wait_seconds_bucket{pool=\"%s\",le=\"+Inf\"} %lu\n", names[i], h->count);
+        gw_buf_printf(b, "glint_subprocess_pool_wait_seconds_sum{pool=\"%s\"} %.6f\n", names[i], h->sum);
+        gw_buf_printf(b, "glint_subprocess_pool_wait_seconds_count{pool=\"%s\"} %lu\n", names[i], h->count);
+    }
+}
+
 static void render_sentry(gw_app_t *app, gw_buf_t *b)
 {
     metric(b, "glint_sentry_events_total", "counter", "Sentry events by result (sent, failed, dropped when the queue was full).");
@@ -232,6 +272,7 @@ void gw_metrics_render(gw_app_t *app, gw_buf_t *b)
 {
     render_queue(app, b);
     render_pipeline(b);
+    render_pool(app, b);
     render_sentry(app, b);
     metric(b, "process_resident_memory_bytes", "gauge", "Resident set size.");
     gw_buf_printf(b, "process_resident_memory_bytes %ld\n", rss_bytes());

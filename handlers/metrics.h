@@ -19,6 +19,7 @@ void gw_metrics_tokens(const char *kind, long n); /* "prompt", "output", "though
 void gw_metrics_stage(const char *stage, double seconds);
 void gw_metrics_retry(const char *what); /* "gemini", "job" … */
 void gw_metrics_count(const char *name); /* free-form event counter, e.g. "subprocess_timeout" */
+void gw_metrics_pool_wait(const char *pool, double seconds); /* a subprocess-pool grant: "main" or "media" */
 
 void gw_metrics_render(gw_app_t *app, gw_buf_t *out);
 void gw_metrics_reset(void); /* frees everything (clean exit) */
