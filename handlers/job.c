@@ -510,6 +510,7 @@ void gw_run_start(gw_app_t *app, gw_job_t *job)
     if (job->deep)
         run->media = GW_MEDIA_VIDEO;
     if (run->source == GW_SOURCE_LOCAL) {
+        job->disk_reserved = 0; /* nothing is downloaded into WORK_DIR */
         gw_source_local_start(run);
         return;
     }

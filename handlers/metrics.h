@@ -17,8 +17,8 @@ void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 void gw_metrics_gemini_call(long status);
 void gw_metrics_tokens(const char *kind, long n); /* "prompt", "output", "thoughts" */
 void gw_metrics_stage(const char *stage, double seconds);
-void gw_metrics_retry(const char *what); /* "gemini", "job" … */
-void gw_metrics_count(const char *name); /* free-form event counter, e.g. "subprocess_timeout" */
+void gw_metrics_retry(const char *what);                     /* "gemini", "job" … */
+void gw_metrics_count(const char *name);                     /* free-form event counter, e.g. "subprocess_timeout" */
 void gw_metrics_pool_wait(const char *pool, double seconds); /* a subprocess-pool grant: "main" or "media" */
 
 void gw_metrics_render(gw_app_t *app, gw_buf_t *out);

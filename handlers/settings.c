@@ -75,6 +75,9 @@ static const gw_config_var_t vars[] = {
         "deep mode downloads the smallest format up to this height (on-screen text stays legible at 480p)"),
     LNG("DOWNLOAD_MAX_BYTES", "1073741824", 1048576, 2147483648, download_max_bytes,
         "a deep-mode download larger than this fails the job (video_too_large); the Files API takes up to 2 GB"),
+    LNG("MAX_CONCURRENT_DEEP_JOBS", "2", 0, 4096, max_concurrent_deep_jobs,
+        "deep jobs in flight per process (0 = no cap); one more is claimed only while WORK_DIR's free space covers "
+        "DOWNLOAD_MAX_BYTES beyond what deep jobs in flight reserve, otherwise it waits PENDING"),
     LNG("DOWNLOAD_TIMEOUT_MS", "600000", 1000, 7200000, download_timeout_ms, "limit of one media download (yt-dlp, ffmpeg)"),
     ENM("GEMINI_MEDIA_RESOLUTION", "low", "low|medium|high|default", gemini_media_resolution,
         "mediaResolution for video analysis; low costs about a third of the tokens of the default"),
