@@ -7,7 +7,8 @@ this machine has more.
 Table: 50 standard jobs under the old settings (MAX_CONCURRENT_JOBS 4, 8, 50, no pool: MAX_SUBPROCESSES=-1) and the new
 ones (50 job slots, default pool): wall time, most yt-dlp processes at once and their peak summed RSS (sampled from
 /proc every 20 ms). BENCH_POOL_LONG=1 adds 200 jobs at 30 s per Gemini call: jobs per container-minute (8 slots, no
-pool, vs 200 slots + default pool). BENCH_JOBS overrides 50."""
+pool, vs 200 slots + default pool). BENCH_JOBS overrides 50; BENCH_OLD_SLOTS
+(default 4,8,50) the old settings run."""
 import http.server
 import os
 import shutil
@@ -144,7 +145,7 @@ try:
         subprocess.run([YTDLP, "--version"], capture_output=True, text=True).stdout.strip(), N,
         int(os.environ.get("BENCH_GEMINI_MS", "5000")), sorted(os.sched_getaffinity(0))), flush=True)
     gms = int(os.environ.get("BENCH_GEMINI_MS", "5000"))
-    for slots in (4, 8, 50):
+    for slots in [int(x) for x in os.environ.get("BENCH_OLD_SLOTS", "4,8,50").split(",") if x]:
         rows.append(run("MAX_CONCURRENT_JOBS=%d, no pool" % slots, N, gms, MAX_CONCURRENT_JOBS=slots, MAX_SUBPROCESSES=-1,
                         MAX_MEDIA_SUBPROCESSES=-1))
         print(rows[-1], flush=True)
@@ -165,10 +166,11 @@ finally:
 print("\n| settings | wall time | yt-dlp processes at once | their peak RSS | failed |\n|---|---|---|---|---|")
 for r in rows:
     print("| %s | %.1f s | %d | %.0f MB | %d |" % (r["label"], r["wall"], r["procs"], r["rss_mb"], r["failed"]))
-eight = next(r for r in rows if r["label"].startswith("MAX_CONCURRENT_JOBS=8,"))
+eight = next((r for r in rows if r["label"].startswith("MAX_CONCURRENT_JOBS=8,")), None)
 new = rows[-1]
-print("new / 8-slot wall time: %.2f (target <= 0.75); yt-dlp at once %d (target <= 4); RSS %.0f MB (target <= 600)" % (
-    new["wall"] / eight["wall"], new["procs"], new["rss_mb"]))
+if eight:
+    print("new / 8-slot wall time: %.2f (target <= 0.75); yt-dlp at once %d (target <= 4); RSS %.0f MB (target <= 600)" % (
+        new["wall"] / eight["wall"], new["procs"], new["rss_mb"]))
 for r in long_rows:
     print("200 jobs, Gemini 30 s, %s: %.1f s wall, %.1f jobs per container-minute, %d yt-dlp at once, %.0f MB, %d failed"
           % (r["label"], r["wall"], r["jobs"] / (r["wall"] / 60.0), r["procs"], r["rss_mb"], r["failed"]))
