@@ -315,7 +315,7 @@ static int analyze_run(gw_settings_t *cfg, const gw_cli_args_t *a)
     gw_pipeline_t pipeline;
     if (gw_pipeline_init(&an.app, &pipeline) != 0)
         return 1;
-    gw_queue_opts_t qo = {"analyze", 1, (unsigned)cfg->lease_seconds, (uint64_t)cfg->poll_interval_ms, NULL};
+    gw_queue_opts_t qo = {"analyze", 1, (unsigned)cfg->lease_seconds, (uint64_t)cfg->poll_interval_ms, NULL, 0, NULL, 0};
     an.app.queue = gw_queue_create(&loop, NULL, &qo, &pipeline);
     gw_queue_run_local(an.app.queue, a->positional, strcmp(a->mode, "deep") == 0, on_outcome, &an);
     uv_run(&loop, UV_RUN_DEFAULT);

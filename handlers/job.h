@@ -20,6 +20,7 @@
 #include "handlers/localmedia.h"
 #include "handlers/upload.h"
 #include "handlers/video.h"
+#include "reactor/pool.h"
 #include "reactor/proc.h"
 #include "reactor/work.h"
 #include <limits.h>
@@ -80,6 +81,14 @@ struct st_gw_run_t {
     /* in flight: cleanup waits until all are back */
     gw_proc_t *proc[GW_PROC_NSLOTS];
     gw_run_proc_cb proc_next[GW_PROC_NSLOTS];
+    /* subprocess pool (reactor/pool.h): a spawn waits here for a slot; the slot is held until the proc ends */
+    gw_pool_waiter_t proc_wait[GW_PROC_NSLOTS];
+    gw_pool_t *proc_pool[GW_PROC_NSLOTS]; /* the pool a queued or running slot belongs to */
+    struct {
+        char **argv;
+        uint64_t timeout_ms;
+        size_t out_cap, err_cap;
+    } proc_pending[GW_PROC_NSLOTS];
     gw_fetch_t *req;      /* Gemini call or the remote DELETE */
     gw_gov_ticket_t *gov; /* GOVERNOR HOOK: a Gemini call waiting for its turn (gov_body is sent then) */
     char *gov_body;
@@ -155,7 +164,8 @@ void gw_run_stage_begin(gw_run_t *run, const char *stage);
 void gw_run_stage_end(gw_run_t *run, const char *stage);
 void gw_run_stage_time(gw_run_t *run, const char *stage, double seconds);
 
-/* Spawns argv into a slot; next runs when it ends (not during cleanup, which only awaits it). Frees argv. */
+/* Spawns argv into a slot once the subprocess pool grants one (FIFO; at once when free); next runs when it ends (not
+ * during cleanup, which only awaits it; a cleanup drops a spawn still queued). Frees argv. */
 void gw_run_spawn(gw_run_t *run, int slot, char **argv, uint64_t timeout_ms, size_t out_cap, size_t err_cap, gw_run_proc_cb next);
 /* Runs fn(arg) on the thread pool; next(run, arg) on the loop afterwards (not during cleanup: then free_arg(arg)). */
 void gw_run_offload(gw_run_t *run, gw_work_fn fn, void *arg, void (*next)(gw_run_t *, void *), void (*free_arg)(void *));
@@ -171,6 +181,11 @@ void gw_run_free_langs(char **langs);
 /* The pipeline's entry points (handlers/pipeline.c): a claimed job starts; an abort stops it (gw_job_aborted follows). */
 void gw_run_start(gw_app_t *app, gw_job_t *job);
 void gw_run_abort(gw_job_t *job);
+
+/* The subprocess pools shared by every job (MAX_SUBPROCESSES: all runs; MAX_MEDIA_SUBPROCESSES: downloads and scene
+ * detection, which may take minutes). Sized from cfg on first use; NULL before. */
+void gw_run_pools_init(const gw_settings_t *cfg);
+const gw_pool_t *gw_run_pool(bool media);
 
 /* ---- source stages ---- */
 

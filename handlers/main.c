@@ -212,8 +212,14 @@ static int start_sources(daemon_t *d)
     gw_pipeline_t pipeline;
     if (gw_pipeline_init(app, &pipeline) != 0)
         return -1;
-    gw_queue_opts_t qo = {d->worker_id, (unsigned)app->cfg->max_concurrent_jobs, (unsigned)app->cfg->lease_seconds,
-                          (uint64_t)app->cfg->poll_interval_ms, app->sentry};
+    gw_queue_opts_t qo = {d->worker_id,
+                          (unsigned)app->cfg->max_concurrent_jobs,
+                          (unsigned)app->cfg->lease_seconds,
+                          (uint64_t)app->cfg->poll_interval_ms,
+                          app->sentry,
+                          (unsigned)app->cfg->max_concurrent_deep_jobs,
+                          app->cfg->work_dir,
+                          (uint64_t)app->cfg->download_max_bytes};
     app->queue = gw_queue_create(app->loop, app->pg, &qo, &pipeline);
     start_modelcheck(d);
     gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000, http_connection_cap(app->cfg)};

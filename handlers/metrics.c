@@ -1,6 +1,7 @@
 #include "handlers/metrics.h"
 #include "handlers/breaker.h"
 #include "handlers/history.h"
+#include "handlers/job.h"
 #include "handlers/modelcheck.h"
 #include <dirent.h>
 #include <sys/resource.h>
@@ -17,6 +18,8 @@ static const double stage_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 static const double job_buckets[] = {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600};
 /* the queue: milliseconds (NOTIFY) to an hour (a backlog) */
 static const double wait_buckets[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
+/* a subprocess-pool grant: usually immediate */
+static const double pool_wait_buckets[] = {0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120};
 
 typedef struct st_counter_t {
     char name[48];
@@ -52,9 +55,12 @@ static struct {
     size_t ngemini, ntokens, nretries, nevents, ncosts;
     counter_t failed_codes[MAX_SERIES], retried_codes[MAX_SERIES]; /* by error code (the catalogue bounds them) */
     size_t nfailed_codes, nretried_codes;
-    hfamily_t stages, jobs, waits;
+    hfamily_t stages, jobs, waits, pool_waits;
     unsigned long long reuses, reuse_tokens;
-} m = {.stages = FAMILY(stage_buckets), .jobs = FAMILY(job_buckets), .waits = FAMILY(wait_buckets)};
+} m = {.stages = FAMILY(stage_buckets),
+       .jobs = FAMILY(job_buckets),
+       .waits = FAMILY(wait_buckets),
+       .pool_waits = FAMILY(pool_wait_buckets)};
 
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
 {
@@ -198,6 +204,11 @@ void gw_metrics_job_waited(bool deep, double seconds)
     observe(&m.waits, deep ? "mode=\"deep\"" : "mode=\"standard\"", seconds < 0 ? 0 : seconds);
 }
 
+void gw_metrics_pool_wait(const char *pool, double seconds)
+{
+    observe(&m.pool_waits, strcmp(pool, "media") == 0 ? "pool=\"media\"" : "pool=\"main\"", seconds < 0 ? 0 : seconds);
+}
+
 void gw_metrics_reset(void)
 {
     memset(m.gemini, 0, sizeof(m.gemini));
@@ -206,7 +217,7 @@ void gw_metrics_reset(void)
     memset(m.events, 0, sizeof(m.events));
     memset(m.costs, 0, sizeof(m.costs));
     m.ngemini = m.ntokens = m.nretries = m.nevents = m.ncosts = m.nfailed_codes = m.nretried_codes = 0;
-    m.stages.n = m.jobs.n = m.waits.n = 0;
+    m.stages.n = m.jobs.n = m.waits.n = m.pool_waits.n = 0;
     m.reuses = m.reuse_tokens = 0;
 }
 
@@ -346,6 +357,22 @@ static void render_pipeline(gw_buf_t *b)
     render_histogram(b, "glint_job_queue_wait_seconds", "created_at to claim, by mode.", &m.waits);
 }
 
+static void render_pool(gw_app_t *app, gw_buf_t *b)
+{
+    gw_run_pools_init(app->cfg); /* sized at the first job or scrape, whichever comes first */
+    static const char *const names[2] = {"main", "media"};
+    metric(b, "glint_subprocess_pool_size", "gauge", "Subprocesses a pool lets run at once (0 = unlimited).");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_size{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->size : 0);
+    metric(b, "glint_subprocess_pool_busy", "gauge", "Subprocesses running (slots taken).");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_busy{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->busy : 0);
+    metric(b, "glint_subprocess_pool_queued", "gauge", "Jobs waiting for a subprocess slot.");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_queued{pool=\"%s\"} %zu\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->queued : 0);
+    render_histogram(b, "glint_subprocess_pool_wait_seconds", "Time a subprocess waited for a pool slot.", &m.pool_waits);
+}
+
 static void render_sentry(gw_app_t *app, gw_buf_t *b)
 {
     gw_sentry_stats_t none;
@@ -449,6 +476,7 @@ void gw_metrics_render(gw_app_t *app, gw_buf_t *b)
 {
     render_queue(app, b);
     render_pipeline(b);
+    render_pool(app, b);
     render_sentry(app, b);
     render_http(app, b);
     render_readiness(app, b);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #define POLL_WHILE_DOWN_MS 250
@@ -28,6 +29,9 @@ struct st_gw_queue_t {
     gw_pg_t *pg;
     char *worker_id;
     unsigned max_jobs, lease_seconds;
+    unsigned max_deep_jobs;
+    char *work_dir;
+    uint64_t deep_reserve_bytes;
     uint64_t poll_interval_ms;
     gw_pipeline_t pipeline;
     gw_job_t *jobs; /* held jobs, doubly linked */
@@ -134,6 +138,7 @@ static gw_job_t *job_from_row(gw_queue_t *q, PGresult *res, int row)
     job->attempts = atoi(PQgetvalue(res, row, 4));
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
     job->credits_charged = atoi(PQgetvalue(res, row, 6));
+    job->disk_reserved = job->deep ? q->deep_reserve_bytes : 0;
     if (PQnfields(res) > 7 && !PQgetisnull(res, row, 7))
         gw_metrics_job_waited(job->deep, atof(PQgetvalue(res, row, 7)));
     job->claimed_at_ms = uv_now(q->loop);
@@ -176,6 +181,30 @@ static void on_claimed(PGresult *res, const char *error, void *data)
     }
 }
 
+/* How many deep jobs the next batch may take: the cap minus deep jobs in flight, and as many downloads as WORK_DIR's
+ * free space covers after what those still reserve (one statvfs: a local or tmpfs directory answers in microseconds). */
+static unsigned deep_allowed(const gw_queue_t *q, unsigned limit)
+{
+    unsigned deep = 0;
+    uint64_t outstanding = 0;
+    for (const gw_job_t *j = q->jobs; j != NULL; j = j->next) {
+        if (j->deep) {
+            deep++;
+            outstanding += j->disk_reserved;
+        }
+    }
+    if (q->max_deep_jobs > 0)
+        limit = deep >= q->max_deep_jobs ? 0 : q->max_deep_jobs - deep < limit ? q->max_deep_jobs - deep : limit;
+    struct statvfs st;
+    if (limit > 0 && q->work_dir != NULL && q->deep_reserve_bytes > 0 && statvfs(q->work_dir, &st) == 0) {
+        uint64_t avail = (uint64_t)st.f_bavail * st.f_frsize;
+        uint64_t fit = avail > outstanding ? (avail - outstanding) / q->deep_reserve_bytes : 0;
+        if (fit < limit)
+            limit = (unsigned)fit;
+    }
+    return limit;
+}
+
 static void claim(gw_queue_t *q, claim_reason_t reason)
 {
     if (q->stopped || q->paused || q->pg == NULL || !gw_pg_connected(q->pg))
@@ -194,14 +223,21 @@ static void claim(gw_queue_t *q, claim_reason_t reason)
     /* The claim itself is glint_claim_jobs (sql/009, SECURITY DEFINER: the worker may not UPDATE the table). Its
      * plpgsql plan cache plans the inner UPDATE with the batch size as a value (custom plans) unless a generic plan is
      * estimated no dearer; one prepared statement per batch size keeps the outer call's plan trivial. */
-    char name[32], sql[256], lease[16];
-    snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
+    char name[48], sql[320], lease[16], args[32];
+    unsigned deep = deep_allowed(q, free_slots);
+    if (deep >= free_slots) { /* no deep budget binds: the plain claim */
+        snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
+        snprintf(args, sizeof(args), "%u", free_slots);
+    } else { /* sql/019: at most `deep` deep jobs in this batch */
+        snprintf(name, sizeof(name), "gw_claim_%u_%u", free_slots, deep);
+        snprintf(args, sizeof(args), "%u, %u", free_slots, deep);
+    }
     /* created_at for the queue-wait histogram: a LEFT JOIN, since a job inserted after this statement's snapshot
      * may still be claimed by the function's own (newer) snapshot */
     snprintf(sql, sizeof(sql),
              "SELECT c.*, extract(epoch FROM clock_timestamp() - j.created_at)::float8"
-             " FROM glint_claim_jobs($1, $2::int, %u) c LEFT JOIN analysis_jobs j ON j.id = c.job_id",
-             free_slots);
+             " FROM glint_claim_jobs($1, $2::int, %s) c LEFT JOIN analysis_jobs j ON j.id = c.job_id",
+             args);
     snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
     const char *params[] = {q->worker_id, lease};
     q->claiming = true;
@@ -739,6 +775,9 @@ gw_queue_t *gw_queue_create(uv_loop_t *loop, gw_pg_t *pg, const gw_queue_opts_t 
     q->worker_id = xstrdup(opts->worker_id);
     q->max_jobs = opts->max_jobs;
     q->lease_seconds = opts->lease_seconds;
+    q->max_deep_jobs = opts->max_deep_jobs;
+    q->work_dir = opts->work_dir != NULL ? xstrdup(opts->work_dir) : NULL;
+    q->deep_reserve_bytes = opts->deep_reserve_bytes;
     q->poll_interval_ms = opts->poll_interval_ms;
     q->sentry = opts->sentry;
     q->pipeline = *pipeline;
@@ -757,6 +796,7 @@ void gw_queue_free(gw_queue_t *q)
     free(q->batch.v);
     free(q->sent.v);
     free(q->worker_id);
+    free(q->work_dir);
     free(q);
 }
 

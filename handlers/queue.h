@@ -30,6 +30,9 @@ struct st_gw_job_t {
     gw_job_state_t state;
     gw_queue_t *queue;
     void *pipeline_data; /* owned by the pipeline */
+    /* deep: WORK_DIR bytes reserved and not yet written (the download limit at claim; 0 once the download is on disk,
+     * where statvfs sees it, or when the job downloads nothing). The pipeline lowers it. */
+    uint64_t disk_reserved;
     /* queue-private */
     gw_job_t *next, *prev;
     bool release_on_abort;
@@ -51,6 +54,12 @@ typedef struct st_gw_queue_opts_t {
     unsigned lease_seconds;
     uint64_t poll_interval_ms;
     gw_sentry_t *sentry; /* failed jobs are reported here; may be NULL */
+    /* deep-job budget: at most max_deep_jobs in flight (0 = no cap), and one more only while work_dir's free space
+     * (statvfs) minus what deep jobs in flight still reserve covers deep_reserve_bytes; otherwise deep jobs stay PENDING
+     * and standard ones are still claimed. work_dir NULL or deep_reserve_bytes 0 = no disk check. */
+    unsigned max_deep_jobs;
+    const char *work_dir;
+    uint64_t deep_reserve_bytes;
 } gw_queue_opts_t;
 
 typedef struct st_gw_queue_stats_t {

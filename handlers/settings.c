@@ -42,7 +42,14 @@ static const gw_config_var_t vars[] = {
            "key for /worker/* (X-API-Key or Authorization: Bearer); unset = /worker/* answers 503"),
     STR("HOST", "0.0.0.0", host, "HTTP listen address"),
     LNG("PORT", "8000", 0, 65535, port, "HTTP port (0 = any free port)"),
-    LNG("MAX_CONCURRENT_JOBS", "8", 1, 4096, max_concurrent_jobs, "jobs in flight per process"),
+    LNG("MAX_CONCURRENT_JOBS", "32", 1, 4096, max_concurrent_jobs,
+        "jobs in flight per process; a job waiting on Gemini costs a few KB, subprocesses are bounded by MAX_SUBPROCESSES"),
+    LNG("MAX_SUBPROCESSES", "0", -1, 4096, max_subprocesses,
+        "yt-dlp/ffprobe/ffmpeg runs at once, shared by all jobs (FIFO); 0 = 2 x the CPUs the cgroup quota or affinity "
+        "allows, -1 = unlimited"),
+    LNG("MAX_MEDIA_SUBPROCESSES", "0", -1, 4096, max_media_subprocesses,
+        "long media runs at once (downloads, scene detection), a pool beside MAX_SUBPROCESSES; 0 = half of it (at least 1), "
+        "-1 = unlimited"),
     LNG("POLL_INTERVAL_MS", "5000", 50, 3600000, poll_interval_ms,
         "fallback poll while LISTEN is healthy (250 ms while it is not)"),
     LNG("LEASE_SECONDS", "30", 2, 3600, lease_seconds, "a claimed job's lease; renewed every third of it"),
@@ -89,6 +96,9 @@ static const gw_config_var_t vars[] = {
         "deep mode downloads the smallest format up to this height (on-screen text stays legible at 480p)"),
     LNG("DOWNLOAD_MAX_BYTES", "1073741824", 1048576, 2147483648, download_max_bytes,
         "a deep-mode download larger than this fails the job (video_too_large); the Files API takes up to 2 GB"),
+    LNG("MAX_CONCURRENT_DEEP_JOBS", "2", 0, 4096, max_concurrent_deep_jobs,
+        "deep jobs in flight per process (0 = no cap); one more is claimed only while WORK_DIR's free space covers "
+        "DOWNLOAD_MAX_BYTES beyond what deep jobs in flight reserve, otherwise it waits PENDING"),
     LNG("DOWNLOAD_TIMEOUT_MS", "600000", 1000, 7200000, download_timeout_ms, "limit of one media download (yt-dlp, ffmpeg)"),
     ENM("GEMINI_MEDIA_RESOLUTION", "low", "low|medium|high|default", gemini_media_resolution,
         "mediaResolution for video analysis; low costs about a third of the tokens of the default"),

@@ -17,6 +17,9 @@ typedef struct st_gw_settings_t {
     char *host;
     long port;
     long max_concurrent_jobs;
+    long max_subprocesses;
+    long max_media_subprocesses;
+    long max_concurrent_deep_jobs;
     long poll_interval_ms;
     long lease_seconds;
     long shutdown_grace_ms;

@@ -190,6 +190,7 @@ static void on_download(gw_run_t *run, const gw_proc_result_t *r)
 {
     const char *stem = run->media == GW_MEDIA_AUDIO ? "audio-src" : "video";
     run->dl_done = true;
+    run->job->disk_reserved = 0; /* what it wrote is on disk now, where the claim's statvfs sees it */
     if (r->spawn_error != 0) {
         download_failed(run, "tool_unavailable", "yt-dlp could not be started on this worker", true);
     } else if (r->timed_out) {
