@@ -30,6 +30,8 @@ static int parse_option(const gw_cli_command_t *cmd, int argc, char **argv, int 
         a->mode = "deep";
     } else if ((cmd->options & GW_CLI_OPT_USER) && strcmp(s, "--user") == 0 && has_value) {
         a->user = argv[++*i];
+    } else if ((cmd->options & GW_CLI_OPT_PRIORITY) && strcmp(s, "--priority") == 0 && has_value) {
+        a->priority = argv[++*i];
     } else if ((cmd->options & GW_CLI_OPT_JSON) && strcmp(s, "--json") == 0) {
         a->json = true;
     } else {
@@ -44,6 +46,7 @@ int gw_cli_parse(const gw_cli_command_t *cmd, int argc, char **argv, gw_cli_args
 {
     memset(a, 0, sizeof(*a));
     a->mode = "standard";
+    a->priority = "0";
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) {
             gw_cli_print_usage(cmd, stdout);
@@ -64,6 +67,13 @@ int gw_cli_parse(const gw_cli_command_t *cmd, int argc, char **argv, gw_cli_args
     }
     if (cmd->positional != NULL && a->positional == NULL) {
         fprintf(stderr, "glint-worker %s: missing %s (try glint-worker %s --help)\n", cmd->name, cmd->positional, cmd->name);
+        return -1;
+    }
+    char *end;
+    long prio = strtol(a->priority, &end, 10);
+    if (*a->priority == '\0' || *end != '\0' || prio < -32768 || prio > 32767) {
+        fprintf(stderr, "glint-worker %s: --priority must be an integer from -32768 to 32767, not \"%s\"\n", cmd->name,
+                a->priority);
         return -1;
     }
     if (strcmp(a->mode, "standard") != 0 && strcmp(a->mode, "deep") != 0) {
@@ -150,8 +160,9 @@ static int enqueue(gw_settings_t *cfg, const gw_cli_args_t *args)
     PGconn *c = connect_db(cfg, "enqueue");
     if (c == NULL)
         return 1;
-    const char *params[] = {a.user, a.positional, a.mode};
-    PGresult *res = PQexecParams(c, "SELECT glint_enqueue_job($1::uuid, $2, $3)", 3, NULL, params, NULL, NULL, 0);
+    const char *params[] = {a.user, a.positional, a.mode, a.priority};
+    PGresult *res =
+        PQexecParams(c, "SELECT glint_enqueue_job($1::uuid, $2, $3, p_priority => $4::int)", 4, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         printf("%s\n", PQgetvalue(res, 0, 0));
@@ -308,7 +319,7 @@ static int analyze_run(gw_settings_t *cfg, const gw_cli_args_t *a)
     gw_pipeline_t pipeline;
     if (gw_pipeline_init(&an.app, &pipeline) != 0)
         return 1;
-    gw_queue_opts_t qo = {"analyze", 1, (unsigned)cfg->lease_seconds, (uint64_t)cfg->poll_interval_ms, NULL};
+    gw_queue_opts_t qo = {"analyze", 1, (unsigned)cfg->lease_seconds, (uint64_t)cfg->poll_interval_ms, NULL, 0};
     an.app.queue = gw_queue_create(&loop, NULL, &qo, &pipeline);
     gw_queue_run_local(an.app.queue, a->positional, strcmp(a->mode, "deep") == 0, on_outcome, &an);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -356,18 +367,53 @@ static int cancel(gw_settings_t *cfg, const gw_cli_args_t *a)
     return rc;
 }
 
+/* ---- retry: the same SQL function as POST /worker/jobs/{id}/retry ---- */
+
+static int retry(gw_settings_t *cfg, const gw_cli_args_t *a)
+{
+    if (!gw_api_valid_uuid(a->positional)) {
+        fprintf(stderr, "glint-worker retry: the job id must be a UUID, not \"%s\"\n", a->positional);
+        return 2;
+    }
+    PGconn *c = connect_db(cfg, "retry");
+    if (c == NULL)
+        return 1;
+    const char *params[] = {a->positional};
+    PGresult *res =
+        PQexecParams(c, "SELECT status, outcome, credits FROM glint_retry_job($1::uuid)", 1, NULL, params, NULL, NULL, 0);
+    int rc = 1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "glint-worker retry: %s", PQresultErrorMessage(res));
+    } else if (PQntuples(res) == 0) {
+        fprintf(stderr, "glint-worker retry: no job with id %s\n", a->positional);
+    } else if (strcmp(PQgetvalue(res, 0, 1), "not_retryable") == 0) {
+        fprintf(stderr, "glint-worker retry: the job is %s; only a FAILED or CANCELLED job can be retried\n",
+                PQgetvalue(res, 0, 0));
+    } else if (strcmp(PQgetvalue(res, 0, 1), "insufficient_credits") == 0) {
+        fprintf(stderr, "glint-worker retry: insufficient credits: the retry costs %s credit(s); nothing was changed\n",
+                PQgetvalue(res, 0, 2));
+    } else {
+        printf("%s PENDING (charged %s credit(s))\n", a->positional, PQgetvalue(res, 0, 2));
+        rc = 0;
+    }
+    PQclear(res);
+    PQfinish(c);
+    return rc;
+}
+
 /* ---- declarations ---- */
 
 const gw_cli_command_t gw_cli_enqueue = {
     "enqueue",
-    "URL [--mode standard|deep] [--user UUID]",
+    "URL [--mode standard|deep] [--user UUID] [--priority N]",
     "charge the user and enqueue a job; prints its id",
     "  --mode MODE  standard (the default; 1 credit) or deep (15 credits per started 5 minutes)\n"
     "  --deep       the same as --mode deep\n"
-    "  --user UUID  the user charged (default " NIL_USER ")\n\n"
+    "  --user UUID  the user charged (default " NIL_USER ")\n"
+    "  --priority N claimed before every PENDING job of a lower priority (default 0; -32768 to 32767)\n\n"
     "The URL is checked as the worker will check it (ALLOWED_VIDEO_HOSTS) before anything is charged.\n",
     "URL",
-    GW_CLI_OPT_MODE | GW_CLI_OPT_USER,
+    GW_CLI_OPT_MODE | GW_CLI_OPT_USER | GW_CLI_OPT_PRIORITY,
     GW_SETTINGS_NEED_DB,
     enqueue,
 };
@@ -406,4 +452,16 @@ const gw_cli_command_t gw_cli_cancel = {
     0,
     GW_SETTINGS_NEED_DB,
     cancel,
+};
+
+const gw_cli_command_t gw_cli_retry = {
+    "retry",
+    "ID",
+    "put a FAILED or CANCELLED job back to PENDING, charging its credits again",
+    "Attempts are reset and the error cleared; the charge goes through the ledger (a later failure refunds it again).\n"
+    "Exit 1 when the job is in another state, unknown, or the balance does not cover the charge (nothing changed).\n",
+    "job id",
+    0,
+    GW_SETTINGS_NEED_DB,
+    retry,
 };

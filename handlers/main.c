@@ -165,8 +165,12 @@ static int start_sources(daemon_t *d)
     gw_pipeline_t pipeline;
     if (gw_pipeline_init(app, &pipeline) != 0)
         return -1;
-    gw_queue_opts_t qo = {d->worker_id, (unsigned)app->cfg->max_concurrent_jobs, (unsigned)app->cfg->lease_seconds,
-                          (uint64_t)app->cfg->poll_interval_ms, app->sentry};
+    gw_queue_opts_t qo = {d->worker_id,
+                          (unsigned)app->cfg->max_concurrent_jobs,
+                          (unsigned)app->cfg->lease_seconds,
+                          (uint64_t)app->cfg->poll_interval_ms,
+                          app->sentry,
+                          (unsigned)app->cfg->job_retention_days};
     app->queue = gw_queue_create(app->loop, app->pg, &qo, &pipeline);
     gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000};
     if ((app->server = gw_server_create(app->loop, &so)) == NULL)
@@ -248,8 +252,8 @@ static const gw_cli_command_t migrate_command = {
     migrate,
 };
 
-static const gw_cli_command_t *const commands[] = {
-    &serve_command, &migrate_command, &gw_cli_enqueue, &gw_cli_status, &gw_cli_analyze, &gw_cli_cancel, NULL};
+static const gw_cli_command_t *const commands[] = {&serve_command,  &migrate_command, &gw_cli_enqueue, &gw_cli_status,
+                                                   &gw_cli_analyze, &gw_cli_cancel,   &gw_cli_retry,   NULL};
 
 /* The overview: one line per command (the summary on the next line when the synopsis is long), then the configuration. */
 static void usage(FILE *out)

@@ -50,7 +50,8 @@ typedef struct st_gw_queue_opts_t {
     unsigned max_jobs;
     unsigned lease_seconds;
     uint64_t poll_interval_ms;
-    gw_sentry_t *sentry; /* failed jobs are reported here; may be NULL */
+    gw_sentry_t *sentry;     /* failed jobs are reported here; may be NULL */
+    unsigned retention_days; /* JOB_RETENTION_DAYS: finished jobs older than this are deleted; 0 = keep */
 } gw_queue_opts_t;
 
 typedef struct st_gw_queue_stats_t {
@@ -60,6 +61,7 @@ typedef struct st_gw_queue_stats_t {
     uint64_t completed_standard, completed_deep, failed_standard, failed_deep;
     uint64_t retried_standard, retried_deep, cancelled_standard, cancelled_deep;
     uint64_t notifications;
+    uint64_t deleted;        /* finished jobs deleted by retention (by this worker) */
     int64_t queue_depth;     /* PENDING jobs, refreshed every few seconds (never a query per scrape) */
     double oldest_pending_s; /* age of the oldest PENDING job */
 } gw_queue_stats_t;
@@ -76,7 +78,7 @@ void gw_queue_run_local(gw_queue_t *q, const char *video_url, bool deep, gw_queu
 /* Events from the connection. */
 void gw_queue_on_connect(gw_queue_t *q);
 void gw_queue_on_notify(gw_queue_t *q, const char *channel, const char *payload);
-/* Maintenance: heartbeat, reaper, fallback poll; call about every 250 ms. */
+/* Maintenance: heartbeat, reaper, retention, fallback poll; call about every 250 ms. */
 void gw_queue_tick(gw_queue_t *q);
 
 /* Shutdown, staged: stop claiming; later release what still runs (back to PENDING, attempt not counted). */
