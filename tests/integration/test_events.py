@@ -219,6 +219,16 @@ try:
     w.stop()
     workers.clear()
     listener.conn.close()
+
+    # ---- Supabase Realtime: where the supabase_realtime publication exists, the migration adds analysis_jobs ----
+    rt = Database("events_rt")
+    try:
+        rt.q("CREATE PUBLICATION supabase_realtime")
+        migrate(rt)
+        check(rt.q("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = 'supabase_realtime'")
+              == [("public", "analysis_jobs")], "analysis_jobs in the supabase_realtime publication")
+    finally:
+        rt.close()
 finally:
     for x in workers:
         x.stop()
