@@ -2,16 +2,17 @@
 # The one list of Debian packages the project needs; .ci/run, docker/Dockerfile and tests/demo.sh call this script.
 #   deps.sh build     compilers and -dev packages
 #   deps.sh runtime   shared libraries and the external tools the worker runs
-#   deps.sh test      what the test suite adds (PostgreSQL server, psycopg2, sample media tools, Chromium + Node.js for
-#                     the dashboard test, clang + libFuzzer, valgrind)
+#   deps.sh test      what the test suite adds (PostgreSQL server, psycopg2, sample media tools, promtool, Chromium + Node.js for
+#                     the dashboard test, clang + libFuzzer, valgrind, yamllint for deploy/, tini for the zombie test)
 #   deps.sh demo      what tests/demo.sh adds to build + runtime (PostgreSQL server, sample media tools)
 #   deps.sh check GROUP...   installs nothing; exits 1 and names what is missing
 set -euo pipefail
 build="build-essential cmake pkg-config libh2o-dev libuv1-dev libssl-dev libpq-dev libcurl4-openssl-dev libjansson-dev"
-# yt-dlp: Debian's is years behind YouTube; the Dockerfile adds the current release binary, tests use a stand-in
-runtime="libh2o0.13 libuv1 libpq5 libcurl4 libjansson4 libssl3 ffmpeg ca-certificates"
+# yt-dlp: Debian's is years behind YouTube; the Dockerfile adds a pinned release (its zipapp runs on python3), tests use
+# a stand-in. tini is the image's PID 1: it reaps the orphans of killed yt-dlp/ffmpeg process groups.
+runtime="libh2o0.13 libuv1 libpq5 libcurl4 libjansson4 libssl3 ffmpeg ca-certificates python3 tini"
 media="espeak-ng fonts-dejavu-core"
-test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format chromium nodejs $media clang libclang-rt-14-dev valgrind"
+test="postgresql postgresql-contrib python3 python3-psycopg2 yt-dlp ffmpeg clang-format chromium nodejs $media clang libclang-rt-14-dev valgrind prometheus yamllint python3-yaml tini util-linux"
 # NodeSource's nodejs ships npm and conflicts with Debian's npm package: ask for it only when the command is missing
 command -v npm >/dev/null 2>&1 || test="$test npm"
 demo="postgresql util-linux curl $media"

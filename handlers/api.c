@@ -1,5 +1,6 @@
 #include "handlers/api.h"
 #include "handlers/metrics.h"
+#include "handlers/modelcheck.h"
 #include "reactor/embed.h"
 #include "reactor/log.h"
 #include <ctype.h>
@@ -75,6 +76,44 @@ static void on_health(gw_http_req_t *r, void *data)
                   "queue_depth", (json_int_t)st->queue_depth, "oldest_pending_s", st->oldest_pending_s);
     char *s = json_dumps(o, JSON_COMPACT);
     gw_http_respond_json(r, up ? 200 : 503, s);
+    free(s);
+    json_decref(o);
+}
+
+/* ---- GET /livez, GET /readyz: the probes ---- */
+
+/* Liveness: this answer comes from the loop itself, so it proves the loop turns; nothing else is consulted (a database
+ * outage must not restart the container). */
+static void on_livez(gw_http_req_t *r, void *data)
+{
+    gw_http_respond_json(r, 200, "{\"status\":\"alive\"}");
+}
+
+/* Readiness: fit to take jobs. 503 names every check that fails. */
+static void on_readyz(gw_http_req_t *r, void *data)
+{
+    gw_app_t *app = data;
+    bool db = gw_pg_connected(app->pg); /* READY only once LISTEN succeeded */
+    gw_modelcheck_state_t mc = gw_modelcheck_state(app->modelcheck);
+    bool model_ok = !gw_modelcheck_blocks(app->modelcheck);
+    json_t *failing = json_array();
+    if (!db) {
+        json_array_append_new(failing, json_string("database"));
+        json_array_append_new(failing, json_string("listen"));
+    }
+    if (app->draining)
+        json_array_append_new(failing, json_string("draining"));
+    if (!model_ok)
+        json_array_append_new(failing, json_string("model_check"));
+    bool ready = json_array_size(failing) == 0;
+    const char *problem = gw_modelcheck_problem(app->modelcheck);
+    json_t *o = json_pack("{s:s, s:{s:s, s:s, s:b, s:s}, s:o}", "status", ready ? "ready" : "not_ready", "checks", "database",
+                          db ? "connected" : "unreachable", "listen", db ? "active" : "inactive", "draining", app->draining,
+                          "model_check", gw_modelcheck_state_name(mc), "not_ready", failing);
+    if (problem != NULL && *problem != '\0')
+        json_object_set_new(json_object_get(o, "checks"), "model_problem", json_string(problem));
+    char *s = json_dumps(o, JSON_COMPACT);
+    gw_http_respond_json(r, ready ? 200 : 503, s);
     free(s);
     json_decref(o);
 }
@@ -385,6 +424,8 @@ void gw_api_register(gw_app_t *app)
     gw_server_route(app->server, "GET", "/assets/*", on_asset, app);
     gw_server_route(app->server, "GET", "/openapi.json", on_openapi, app);
     gw_server_route(app->server, "GET", "/health", on_health, app);
+    gw_server_route(app->server, "GET", "/livez", on_livez, app);
+    gw_server_route(app->server, "GET", "/readyz", on_readyz, app);
     gw_server_route(app->server, "GET", "/metrics", on_metrics, app);
     gw_server_route(app->server, "GET", "/worker/jobs", on_job_list, app);
     gw_server_route(app->server, "GET", "/worker/jobs/*", on_job_get, app);

@@ -1,6 +1,6 @@
 #ifndef GW_API_H
 #define GW_API_H
-/* HTTP endpoints: the dashboard (/ and its assets), /openapi.json, /health, /metrics, /worker/jobs (list),
+/* HTTP endpoints: the dashboard (/ and its assets), /openapi.json, /health, /livez, /readyz, /metrics, /worker/jobs (list),
  * /worker/jobs/{id}, /worker/jobs/{id}/cancel. */
 #include "handlers/app.h"
 

@@ -15,7 +15,8 @@ typedef struct st_gw_app_t {
     gw_queue_t *queue;
     gw_server_t *server;
     gw_fetcher_t *fetcher;
-    gw_sentry_t *sentry; /* NULL unless SENTRY_DSN is set */
+    gw_sentry_t *sentry;                   /* NULL unless SENTRY_DSN is set */
+    struct st_gw_modelcheck_t *modelcheck; /* NULL when no model is needed (local analyzer) */
     uint64_t started_at_ms;
     bool draining; /* SIGTERM seen: not claiming */
     void *pipeline_ctx;

@@ -160,6 +160,8 @@ static void conclude(gw_run_t *run, gw_outcome_t o)
             run->outcome = GW_OUT_ABORT;
         return;
     }
+    if (o == GW_OUT_FAIL && run->stage_started != 0 && json_object_get(run->timings, run->job->stage) == NULL)
+        gw_metrics_stage_failed(run->job->stage, (double)(uv_now(run->app->loop) - run->stage_started) / 1000.0);
     run->outcome = o;
     gw_run_set_state(run, GW_RUN_CLEANUP);
     uv_timer_stop(&run->timer);

@@ -3,7 +3,10 @@
 #include "handlers/app.h"
 #include "handlers/cli.h"
 #include "handlers/errors.h"
+#include "handlers/local_analyzer.h"
+#include "handlers/metrics.h"
 #include "handlers/migrate.h"
+#include "handlers/modelcheck.h"
 #include "handlers/settings.h"
 #include "reactor/log.h"
 #include "gw_build.h"
@@ -77,6 +80,8 @@ static void close_handles(daemon_t *d)
     gw_log_set_error_hook(NULL, NULL);
     gw_sentry_free(d->app.sentry); /* before the fetcher: it cancels its own transfers */
     d->app.sentry = NULL;
+    gw_modelcheck_stop(d->app.modelcheck);
+    d->app.modelcheck = NULL;
     uv_close((uv_handle_t *)&d->tick, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -130,7 +135,7 @@ static void on_signal(uv_signal_t *s, int signum)
 static void on_error_log(const char *job_id, const char *message, void *data)
 {
     daemon_t *d = data;
-    const char *tags[] = {"job_id", job_id, "release", GW_VERSION, "worker_id", d->worker_id, NULL};
+    const char *tags[] = {"job_id", job_id, "release", GW_VERSION, "commit", GW_BUILD_COMMIT, "worker_id", d->worker_id, NULL};
     gw_sentry_capture(d->app.sentry, "error", message, tags, NULL);
 }
 
@@ -139,8 +144,8 @@ static int start_sentry(daemon_t *d)
     gw_app_t *app = &d->app;
     if (app->cfg->sentry_dsn == NULL || *app->cfg->sentry_dsn == '\0')
         return 0;
-    char err[256], release[64];
-    snprintf(release, sizeof(release), "glint-worker@%s", GW_VERSION);
+    char err[256], release[128];
+    snprintf(release, sizeof(release), "glint-worker@%s+%s", GW_VERSION, GW_BUILD_COMMIT);
     gw_sentry_opts_t so = {release, app->cfg->sentry_environment, d->worker_id, 64, 2};
     if ((app->sentry = gw_sentry_create(app->fetcher, app->cfg->sentry_dsn, &so, err, sizeof(err))) == NULL) {
         gw_error("%s", err);
@@ -151,6 +156,48 @@ static int start_sentry(daemon_t *d)
     gw_sentry_install_crash_handler(app->sentry, app->cfg->work_dir);
     gw_info("sentry: reporting failed jobs and errors");
     return 0;
+}
+
+/* A failed model check is the operator's trouble: claim nothing until it passes (jobs wait PENDING). */
+static void on_modelcheck(gw_modelcheck_state_t state, void *data)
+{
+    daemon_t *d = data;
+    gw_queue_pause_claiming(d->app.queue, gw_modelcheck_blocks(d->app.modelcheck));
+}
+
+static void start_modelcheck(daemon_t *d)
+{
+    gw_config_t *cfg = d->app.cfg;
+    if (gw_analyzer_is_local(cfg->analyzer, cfg->gemini_api_key))
+        return; /* no model needed */
+    gw_modelcheck_opts_t mo = {cfg->gemini_base_url,
+                               cfg->gemini_api_key,
+                               {cfg->gemini_flash_model, cfg->gemini_pro_model, NULL},
+                               {"GEMINI_FLASH_MODEL", "GEMINI_PRO_MODEL", NULL},
+                               (uint64_t)cfg->model_check_interval_ms,
+                               (uint64_t)cfg->model_check_retry_ms,
+                               10000,
+                               on_modelcheck,
+                               d};
+    gw_queue_pause_claiming(d->app.queue, true); /* until the first verdict */
+    d->app.modelcheck = gw_modelcheck_start(d->app.loop, d->app.fetcher, &mo);
+}
+
+/* The cap on HTTP connections leaves descriptors for the pipeline: pipes, curl sockets, files, PostgreSQL. */
+static size_t http_connection_cap(const gw_config_t *cfg)
+{
+    struct rlimit rl;
+    size_t cap = (size_t)cfg->http_max_connections;
+    size_t reserve = 128 + 32 * (size_t)cfg->max_concurrent_jobs;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        size_t room = rl.rlim_cur > reserve + 8 ? (size_t)rl.rlim_cur - reserve : 8;
+        if (room < cap) {
+            gw_warn("HTTP_MAX_CONNECTIONS lowered from %zu to %zu: RLIMIT_NOFILE is %llu and %zu descriptors are kept for jobs",
+                    cap, room, (unsigned long long)rl.rlim_cur, reserve);
+            cap = room;
+        }
+    }
+    return cap;
 }
 
 static int start_sources(daemon_t *d)
@@ -172,7 +219,8 @@ static int start_sources(daemon_t *d)
                           app->sentry,
                           (unsigned)app->cfg->job_retention_days};
     app->queue = gw_queue_create(app->loop, app->pg, &qo, &pipeline);
-    gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000};
+    start_modelcheck(d);
+    gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000, http_connection_cap(app->cfg)};
     if ((app->server = gw_server_create(app->loop, &so)) == NULL)
         return -1;
     gw_api_register(app);

@@ -1,32 +1,54 @@
 #include "handlers/metrics.h"
+#include "handlers/modelcheck.h"
 #include <dirent.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define MAX_SERIES 64
-static const double buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
-#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+#define MAX_BUCKETS 14
+static const double stage_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+/* a job: seconds (a cached standard job) to an hour (a long deep one) */
+static const double job_buckets[] = {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600};
+/* the queue: milliseconds (NOTIFY) to an hour (a backlog) */
+static const double wait_buckets[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
 
 typedef struct st_counter_t {
     char name[48];
     double value;
 } counter_t;
 
+/* One series of a histogram family; labels is the rendered label list without braces, e.g. stage="metadata". */
 typedef struct st_histogram_t {
-    char name[32];
-    unsigned long counts[NBUCKETS];
+    char labels[80];
+    unsigned long counts[MAX_BUCKETS];
     unsigned long count;
     double sum;
 } histogram_t;
 
+typedef struct st_hfamily_t {
+    const double *buckets;
+    size_t nbuckets, n;
+    histogram_t series[24];
+} hfamily_t;
+
+#define FAMILY(b)                                                                                                                  \
+    {                                                                                                                              \
+        b, sizeof(b) / sizeof(b[0]), 0,                                                                                            \
+        {                                                                                                                          \
+            {                                                                                                                      \
+                {0}, {0}, 0, 0                                                                                                     \
+            }                                                                                                                      \
+        }                                                                                                                          \
+    }
+
 static struct {
     counter_t gemini[MAX_SERIES], tokens[8], retries[16], events[MAX_SERIES];
     size_t ngemini, ntokens, nretries, nevents;
-    histogram_t stages[24];
-    size_t nstages;
-} m;
+    hfamily_t stages, jobs, waits;
+} m = {.stages = FAMILY(stage_buckets), .jobs = FAMILY(job_buckets), .waits = FAMILY(wait_buckets)};
 
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
 {
@@ -90,28 +112,71 @@ void gw_metrics_count(const char *name)
         c->value++;
 }
 
-void gw_metrics_stage(const char *stage, double seconds)
+static void observe(hfamily_t *f, const char *labels, double v)
 {
     histogram_t *h = NULL;
-    for (size_t i = 0; i < m.nstages && h == NULL; i++)
-        if (strcmp(m.stages[i].name, stage) == 0)
-            h = &m.stages[i];
+    for (size_t i = 0; i < f->n && h == NULL; i++)
+        if (strcmp(f->series[i].labels, labels) == 0)
+            h = &f->series[i];
     if (h == NULL) {
-        if (m.nstages == sizeof(m.stages) / sizeof(m.stages[0]))
-            return;
-        h = &m.stages[m.nstages++];
-        snprintf(h->name, sizeof(h->name), "%s", stage);
+        if (f->n == sizeof(f->series) / sizeof(f->series[0]))
+            return; /* bounded cardinality */
+        h = &f->series[f->n++];
+        memset(h, 0, sizeof(*h));
+        snprintf(h->labels, sizeof(h->labels), "%s", labels);
     }
-    for (size_t i = 0; i < NBUCKETS; i++)
-        if (seconds <= buckets[i])
+    for (size_t i = 0; i < f->nbuckets; i++)
+        if (v <= f->buckets[i])
             h->counts[i]++;
     h->count++;
-    h->sum += seconds;
+    h->sum += v;
+}
+
+/* Label values come from our own code (stage names), but a quote or backslash would still break the format. */
+static void stage_labels(char *out, size_t len, const char *stage, const char *outcome)
+{
+    char clean[32];
+    size_t n = 0;
+    for (const char *p = stage != NULL ? stage : ""; *p != '\0' && n < sizeof(clean) - 1; p++)
+        clean[n++] = (*p == '"' || *p == '\\' || *p == '\n') ? '_' : *p;
+    clean[n] = '\0';
+    snprintf(out, len, "stage=\"%s\",outcome=\"%s\"", clean, outcome);
+}
+
+void gw_metrics_stage(const char *stage, double seconds)
+{
+    char labels[80];
+    stage_labels(labels, sizeof(labels), stage, "ok");
+    observe(&m.stages, labels, seconds);
+}
+
+void gw_metrics_stage_failed(const char *stage, double seconds)
+{
+    char labels[80];
+    stage_labels(labels, sizeof(labels), stage, "failed");
+    observe(&m.stages, labels, seconds);
+}
+
+void gw_metrics_job_finished(bool deep, const char *outcome, double seconds)
+{
+    char labels[80];
+    snprintf(labels, sizeof(labels), "mode=\"%s\",outcome=\"%s\"", deep ? "deep" : "standard", outcome);
+    observe(&m.jobs, labels, seconds < 0 ? 0 : seconds);
+}
+
+void gw_metrics_job_waited(bool deep, double seconds)
+{
+    observe(&m.waits, deep ? "mode=\"deep\"" : "mode=\"standard\"", seconds < 0 ? 0 : seconds);
 }
 
 void gw_metrics_reset(void)
 {
-    memset(&m, 0, sizeof(m));
+    memset(m.gemini, 0, sizeof(m.gemini));
+    memset(m.tokens, 0, sizeof(m.tokens));
+    memset(m.retries, 0, sizeof(m.retries));
+    memset(m.events, 0, sizeof(m.events));
+    m.ngemini = m.ntokens = m.nretries = m.nevents = 0;
+    m.stages.n = m.jobs.n = m.waits.n = 0;
 }
 
 static long rss_bytes(void)
@@ -199,6 +264,19 @@ static void render_counters(gw_buf_t *b, const char *name, const char *label, co
         gw_buf_printf(b, "%s{%s=\"%s\"} %.0f\n", name, label, set[i].name, set[i].value);
 }
 
+static void render_histogram(gw_buf_t *b, const char *name, const char *help, const hfamily_t *f)
+{
+    metric(b, name, "histogram", help);
+    for (size_t i = 0; i < f->n; i++) {
+        const histogram_t *h = &f->series[i];
+        for (size_t k = 0; k < f->nbuckets; k++)
+            gw_buf_printf(b, "%s_bucket{%s,le=\"%g\"} %lu\n", name, h->labels, f->buckets[k], h->counts[k]);
+        gw_buf_printf(b, "%s_bucket{%s,le=\"+Inf\"} %lu\n", name, h->labels, h->count);
+        gw_buf_printf(b, "%s_sum{%s} %.6f\n", name, h->labels, h->sum);
+        gw_buf_printf(b, "%s_count{%s} %lu\n", name, h->labels, h->count);
+    }
+}
+
 static void render_pipeline(gw_buf_t *b)
 {
     render_counters(b, "glint_gemini_requests_total", "code", "Gemini HTTP calls by status code (0 = no answer).", m.gemini,
@@ -206,27 +284,110 @@ static void render_pipeline(gw_buf_t *b)
     render_counters(b, "glint_gemini_tokens_total", "kind", "Gemini tokens by kind.", m.tokens, m.ntokens);
     render_counters(b, "glint_retries_total", "what", "Retries by what was retried.", m.retries, m.nretries);
     render_counters(b, "glint_events_total", "event", "Notable pipeline events.", m.events, m.nevents);
-    metric(b, "glint_stage_duration_seconds", "histogram", "Time spent per pipeline stage.");
-    for (size_t i = 0; i < m.nstages; i++) {
-        const histogram_t *h = &m.stages[i];
-        for (size_t k = 0; k < NBUCKETS; k++)
-            gw_buf_printf(b, "glint_stage_duration_seconds_bucket{stage=\"%s\",le=\"%g\"} %lu\n", h->name, buckets[k],
-                          h->counts[k]);
-        gw_buf_printf(b, "glint_stage_duration_seconds_bucket{stage=\"%s\",le=\"+Inf\"} %lu\n", h->name, h->count);
-        gw_buf_printf(b, "glint_stage_duration_seconds_sum{stage=\"%s\"} %.6f\n", h->name, h->sum);
-        gw_buf_printf(b, "glint_stage_duration_seconds_count{stage=\"%s\"} %lu\n", h->name, h->count);
-    }
+    render_histogram(b, "glint_stage_duration_seconds",
+                     "Time spent per pipeline stage, by outcome (ok, or failed: the stage the job failed in).", &m.stages);
+    render_histogram(b, "glint_job_duration_seconds",
+                     "Claim to outcome per attempt, by mode and outcome (completed, failed, retried, cancelled, lost).", &m.jobs);
+    render_histogram(b, "glint_job_queue_wait_seconds", "created_at to claim, by mode.", &m.waits);
 }
 
 static void render_sentry(gw_app_t *app, gw_buf_t *b)
 {
-    metric(b, "glint_sentry_events_total", "counter", "Sentry events by result (sent, failed, dropped when the queue was full).");
-    gw_sentry_stats_t none = {0, 0, 0};
+    gw_sentry_stats_t none;
+    memset(&none, 0, sizeof(none));
     const gw_sentry_stats_t *s = app->sentry != NULL ? gw_sentry_stats(app->sentry) : &none;
+    metric(b, "glint_sentry_events_total", "counter",
+           "Sentry events by result (sent = accepted; failed = refused or not delivered; dropped = never sent).");
     gw_buf_printf(b,
                   "glint_sentry_events_total{result=\"sent\"} %llu\nglint_sentry_events_total{result=\"failed\"} %llu\n"
                   "glint_sentry_events_total{result=\"dropped\"} %llu\n",
                   (unsigned long long)s->sent, (unsigned long long)s->failed, (unsigned long long)s->dropped);
+    metric(b, "glint_sentry_dropped_total", "counter",
+           "Sentry events lost, by reason (queue_overflow, ratelimit_backoff, network_error, send_error, shutdown).");
+    const struct {
+        const char *reason;
+        uint64_t v;
+    } rows[] = {{"queue_overflow", s->dropped_queue_full},
+                {"ratelimit_backoff", s->dropped_rate_limited},
+                {"network_error", s->failed_network},
+                {"send_error", s->failed_status},
+                {"shutdown", s->dropped_shutdown}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        gw_buf_printf(b, "glint_sentry_dropped_total{reason=\"%s\"} %llu\n", rows[i].reason, (unsigned long long)rows[i].v);
+}
+
+static void render_http(gw_app_t *app, gw_buf_t *b)
+{
+    const gw_server_t *srv = app->server;
+    metric(b, "glint_http_connections", "gauge", "Open HTTP connections.");
+    gw_buf_printf(b, "glint_http_connections %zu\n", srv != NULL ? gw_server_connections(srv) : 0);
+    metric(b, "glint_http_max_connections", "gauge", "The HTTP connection cap in force (0 = none).");
+    gw_buf_printf(b, "glint_http_max_connections %zu\n", srv != NULL ? gw_server_max_connections(srv) : 0);
+    metric(b, "glint_http_connections_refused_total", "counter", "Connections closed at once because every slot was busy.");
+    gw_buf_printf(b, "glint_http_connections_refused_total %llu\n", (unsigned long long)(srv ? gw_server_refused(srv) : 0));
+    metric(b, "glint_http_connections_evicted_total", "counter", "Idle connections closed to make room under the cap.");
+    gw_buf_printf(b, "glint_http_connections_evicted_total %llu\n", (unsigned long long)(srv ? gw_server_evicted(srv) : 0));
+}
+
+static void render_readiness(gw_app_t *app, gw_buf_t *b)
+{
+    metric(b, "glint_model_check_ok", "gauge",
+           "1 unless the Gemini model check failed or has not answered yet (0 = claims paused).");
+    gw_buf_printf(b, "glint_model_check_ok %d\n", gw_modelcheck_blocks(app->modelcheck) ? 0 : 1);
+    metric(b, "glint_build_info", "gauge", "Always 1; the labels name the build.");
+    gw_buf_printf(b, "glint_build_info{version=\"%s\",commit=\"%s\"} 1\n", GW_VERSION, GW_BUILD_COMMIT);
+}
+
+/* Seconds since the epoch at which this process started: /proc/self/stat's starttime (ticks after boot) + btime. */
+static double process_start_time(void)
+{
+    static double cached = -1;
+    if (cached >= 0)
+        return cached;
+    char buf[1024];
+    unsigned long long start = 0, btime = 0;
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f != NULL ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold blanks and parentheses */
+    for (int field = 2; p != NULL && field < 22; field++)
+        p = strchr(p + 1, ' ');
+    if (p != NULL)
+        start = strtoull(p + 1, NULL, 10);
+    if ((f = fopen("/proc/stat", "r")) != NULL) {
+        char line[256];
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (sscanf(line, "btime %llu", &btime) == 1)
+                break;
+        fclose(f);
+    }
+    cached = (double)btime + (double)start / (double)sysconf(_SC_CLK_TCK);
+    return cached;
+}
+
+static void render_process(gw_app_t *app, gw_buf_t *b)
+{
+    struct rusage ru;
+    struct rlimit rl;
+    double cpu = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    metric(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+    gw_buf_printf(b, "process_cpu_seconds_total %.6f\n", cpu);
+    metric(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+    gw_buf_printf(b, "process_start_time_seconds %.2f\n", process_start_time());
+    metric(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    gw_buf_printf(b, "process_resident_memory_bytes %ld\n", rss_bytes());
+    metric(b, "process_open_fds", "gauge", "Number of open file descriptors.");
+    gw_buf_printf(b, "process_open_fds %ld\n", open_fds());
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        metric(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+        gw_buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+    metric(b, "glint_uptime_seconds", "gauge", "Seconds since start.");
+    gw_buf_printf(b, "glint_uptime_seconds %.3f\n", (double)(uv_hrtime() / 1000000 - app->started_at_ms) / 1000.0);
 }
 
 void gw_metrics_render(gw_app_t *app, gw_buf_t *b)
@@ -234,10 +395,7 @@ void gw_metrics_render(gw_app_t *app, gw_buf_t *b)
     render_queue(app, b);
     render_pipeline(b);
     render_sentry(app, b);
-    metric(b, "process_resident_memory_bytes", "gauge", "Resident set size.");
-    gw_buf_printf(b, "process_resident_memory_bytes %ld\n", rss_bytes());
-    metric(b, "process_open_fds", "gauge", "Open file descriptors.");
-    gw_buf_printf(b, "process_open_fds %ld\n", open_fds());
-    metric(b, "glint_uptime_seconds", "gauge", "Seconds since start.");
-    gw_buf_printf(b, "glint_uptime_seconds %.3f\n", (double)(uv_hrtime() / 1000000 - app->started_at_ms) / 1000.0);
+    render_http(app, b);
+    render_readiness(app, b);
+    render_process(app, b);
 }

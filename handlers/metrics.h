@@ -4,7 +4,15 @@
  * loop thread is the only writer and reader. */
 #include "handlers/app.h"
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+
+/* The commit the binary was built from; the build defines GW_COMMIT (from git), "unknown" outside a checkout. */
+#ifdef GW_COMMIT
+#define GW_BUILD_COMMIT GW_COMMIT
+#else
+#define GW_BUILD_COMMIT "unknown"
+#endif
 
 typedef struct st_gw_buf_t {
     char *data;
@@ -15,10 +23,14 @@ void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 
 /* status 0 = no HTTP answer (connection error, timeout) */
 void gw_metrics_gemini_call(long status);
-void gw_metrics_tokens(const char *kind, long n); /* "prompt", "output", "thoughts" */
-void gw_metrics_stage(const char *stage, double seconds);
-void gw_metrics_retry(const char *what); /* "gemini", "job" … */
-void gw_metrics_count(const char *name); /* free-form event counter, e.g. "subprocess_timeout" */
+void gw_metrics_tokens(const char *kind, long n);                /* "prompt", "output", "thoughts" */
+void gw_metrics_stage(const char *stage, double seconds);        /* a stage that ended well */
+void gw_metrics_stage_failed(const char *stage, double seconds); /* the stage a job failed in */
+/* One attempt ended (claim to outcome); outcome: "completed", "failed", "retried", "cancelled", "lost". */
+void gw_metrics_job_finished(bool deep, const char *outcome, double seconds);
+void gw_metrics_job_waited(bool deep, double seconds); /* created_at to claim */
+void gw_metrics_retry(const char *what);               /* "gemini", "job" … */
+void gw_metrics_count(const char *name);               /* free-form event counter, e.g. "subprocess_timeout" */
 
 void gw_metrics_render(gw_app_t *app, gw_buf_t *out);
 void gw_metrics_reset(void); /* frees everything (clean exit) */

@@ -1,6 +1,7 @@
 /* The production pipeline: every claimed job runs through the job state machine (handlers/job.h); this file wires it to
- * the queue and owns what spans jobs: the model check at start and the crash-recovery sweeper. Excluded from the gwcore
- * library because it defines gw_pipeline_init (tests/pipeline_test.c defines the test binary's). */
+ * the queue and owns what spans jobs: the crash-recovery sweeper (models are checked by handlers/modelcheck.c).
+ * Excluded from the gwcore library because it defines gw_pipeline_init (tests/pipeline_test.c defines the test
+ * binary's). */
 #include "handlers/app.h"
 #include "handlers/gemini.h"
 #include "handlers/job.h"
@@ -27,30 +28,6 @@ static void abort_job(gw_job_t *job, void *ctx)
     gw_run_abort(job);
 }
 
-static void on_model_checked(gw_fetch_t *req, void *data)
-{
-    long st = gw_fetch_status(req);
-    if (st != 200)
-        gw_warn("gemini: model check for %s answered %ld: jobs may fail (check GEMINI_*_MODEL and the key)", (char *)data, st);
-    free(data);
-    gw_fetch_free(req);
-}
-
-/* Warns at start when a configured model does not exist; never blocks or crashes. */
-static void check_model(gw_app_t *app, const char *model)
-{
-    char *url = gw_gemini_model_url(app->cfg->gemini_base_url, model);
-    gw_fetch_t *req = gw_fetch_new(app->fetcher, "GET", url);
-    gw_fetch_header(req, "x-goog-api-key", app->cfg->gemini_api_key);
-    gw_fetch_timeout(req, 10000, 5000);
-    char *name = strdup(model);
-    if (gw_fetch_start(req, on_model_checked, name) != 0) {
-        gw_fetch_cancel(req);
-        free(name);
-    }
-    free(url);
-}
-
 int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
 {
     pipeline_t *pl = calloc(1, sizeof(*pl));
@@ -64,10 +41,7 @@ int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
     if (gw_analyzer_is_local(app->cfg->analyzer, app->cfg->gemini_api_key)) {
         gw_info("analyzer: local (local-extractive, no network)%s",
                 app->cfg->gemini_api_key && *app->cfg->gemini_api_key ? "" : ": GEMINI_API_KEY is not set");
-    } else if (app->cfg->gemini_api_key != NULL && *app->cfg->gemini_api_key != '\0') {
-        check_model(app, app->cfg->gemini_flash_model);
-        check_model(app, app->cfg->gemini_pro_model);
-    } else {
+    } else if (app->cfg->gemini_api_key == NULL || *app->cfg->gemini_api_key == '\0') { /* models: handlers/modelcheck.c */
         gw_warn("GEMINI_API_KEY is not set: jobs will wait (retry) until it is");
     }
     /* crash recovery: leftovers of earlier runs (remote files, scratch dirs), at start and then every lease period */

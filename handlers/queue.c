@@ -1,5 +1,6 @@
 #include "handlers/queue.h"
 #include "handlers/errors.h"
+#include "handlers/metrics.h"
 #include "reactor/log.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct st_gw_queue_t {
     gw_job_t *jobs; /* held jobs, doubly linked */
     size_t njobs;
     bool claiming, claim_again, stopped;
+    bool paused; /* gw_queue_pause_claiming */
     claim_reason_t claim_reason;
     uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
     uint64_t next_depth_at, next_purge_at;
@@ -50,6 +52,11 @@ struct st_gw_queue_t {
 };
 
 static void claim(gw_queue_t *q, claim_reason_t reason);
+
+static void job_ended(const gw_job_t *job, const char *outcome)
+{
+    gw_metrics_job_finished(job->deep, outcome, (double)(uv_now(job->queue->loop) - job->claimed_at_ms) / 1000.0);
+}
 static void flush_completions(gw_queue_t *q);
 static void local_outcome(gw_job_t *job, json_t *result, const char *code, const char *message);
 
@@ -126,6 +133,8 @@ static gw_job_t *job_from_row(gw_queue_t *q, PGresult *res, int row)
     job->attempts = atoi(PQgetvalue(res, row, 4));
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
     job->credits_charged = atoi(PQgetvalue(res, row, 6));
+    if (PQnfields(res) > 7 && !PQgetisnull(res, row, 7))
+        gw_metrics_job_waited(job->deep, atof(PQgetvalue(res, row, 7)));
     job->claimed_at_ms = uv_now(q->loop);
     snprintf(job->stage, sizeof(job->stage), "claimed");
     job->state = GW_JOB_RUNNING;
@@ -168,7 +177,7 @@ static void on_claimed(PGresult *res, const char *error, void *data)
 
 static void claim(gw_queue_t *q, claim_reason_t reason)
 {
-    if (q->stopped || q->pg == NULL || !gw_pg_connected(q->pg))
+    if (q->stopped || q->paused || q->pg == NULL || !gw_pg_connected(q->pg))
         return;
     if (q->claiming) {
         q->claim_again = true; /* coalesce: one claim in flight at a time */
@@ -180,9 +189,14 @@ static void claim(gw_queue_t *q, claim_reason_t reason)
     /* The claim itself is glint_claim_jobs (sql/009, SECURITY DEFINER: the worker may not UPDATE the table). Its
      * plpgsql plan cache plans the inner UPDATE with the batch size as a value (custom plans) unless a generic plan is
      * estimated no dearer; one prepared statement per batch size keeps the outer call's plan trivial. */
-    char name[32], sql[128], lease[16];
+    char name[32], sql[256], lease[16];
     snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
-    snprintf(sql, sizeof(sql), "SELECT * FROM glint_claim_jobs($1, $2::int, %u)", free_slots);
+    /* created_at for the queue-wait histogram: a LEFT JOIN, since a job inserted after this statement's snapshot
+     * may still be claimed by the function's own (newer) snapshot */
+    snprintf(sql, sizeof(sql),
+             "SELECT c.*, extract(epoch FROM clock_timestamp() - j.created_at)::float8"
+             " FROM glint_claim_jobs($1, $2::int, %u) c LEFT JOIN analysis_jobs j ON j.id = c.job_id",
+             free_slots);
     snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
     const char *params[] = {q->worker_id, lease};
     q->claiming = true;
@@ -225,6 +239,7 @@ static void on_completed(PGresult *res, const char *error, void *data)
         gw_job_t *job = sent.v[i];
         if (ok && res_has_id(res, job->id)) {
             q->stats.completed++;
+            job_ended(job, "completed");
             if (job->deep)
                 q->stats.completed_deep++;
             else
@@ -232,6 +247,7 @@ static void on_completed(PGresult *res, const char *error, void *data)
             gw_log_event(GW_LOG_INFO, job->id, "done", (double)(uv_now(q->loop) - job->claimed_at_ms), "completed");
         } else if (ok) {
             q->stats.lost++;
+            job_ended(job, "lost");
             gw_job_log(GW_LOG_WARN, job->id, "result not stored: the job is no longer ours (cancelled or rescued)");
         }
         job_drop(job);
@@ -359,12 +375,13 @@ void gw_queue_run_local(gw_queue_t *q, const char *video_url, bool deep, gw_queu
 static void report_failure(gw_job_t *job)
 {
     gw_queue_t *q = job->queue;
-    if (q->sentry == NULL)
-        return;
     const char *code = json_string_value(json_object_get(job->outcome, "code"));
-    const char *message = json_string_value(json_object_get(job->outcome, "message"));
     const gw_error_t *e = gw_error_find(code);
-    const char *fault = e == NULL ? NULL : e->operator_trouble ? "operator" : "user"; /* whose trouble: handlers/errors.c */
+    /* the user's own input is not the operator's trouble (handlers/errors.c says whose it is); unknown codes are sent */
+    if (q->sentry == NULL || (e != NULL && !e->operator_trouble))
+        return;
+    const char *message = json_string_value(json_object_get(job->outcome, "message"));
+    const char *fault = e == NULL ? NULL : "operator";
     char text[512], attempts[32];
     snprintf(text, sizeof(text), "job failed: %s: %s", code ? code : "?", message ? message : "");
     snprintf(attempts, sizeof(attempts), "%d/%d", job->attempts, job->max_attempts);
@@ -372,6 +389,7 @@ static void report_failure(gw_job_t *job)
                           "mode",       job->deep ? "deep" : "standard",
                           "stage",      job->stage[0] ? job->stage : NULL,
                           "release",    GW_VERSION,
+                          "commit",     GW_BUILD_COMMIT,
                           "error_code", code,
                           "attempts",   attempts,
                           "worker_id",  q->worker_id,
@@ -398,6 +416,7 @@ static void on_failed(PGresult *res, const char *error, void *data)
         gw_job_log(GW_LOG_WARN, job->id, "failure not recorded: the job is no longer ours");
     } else if (strcmp(PQgetvalue(res, 0, 0), "PENDING") == 0) {
         q->stats.retried++;
+        job_ended(job, "retried");
         if (job->deep)
             q->stats.retried_deep++;
         else
@@ -407,6 +426,7 @@ static void on_failed(PGresult *res, const char *error, void *data)
             q->next_poll_at = at; /* a notification comes too early for run_after: poll when it is due */
     } else {
         q->stats.failed++;
+        job_ended(job, "failed");
         if (job->deep)
             q->stats.failed_deep++;
         else
@@ -522,6 +542,7 @@ static void on_heartbeat(PGresult *res, const char *error, void *data)
         /* a job claimed after the id list was taken is not in the answer: judge it next time */
         if (j->state == GW_JOB_RUNNING && j->claimed_at_ms < q->heartbeat_sent_at && !res_has_id(res, j->id)) {
             q->stats.lost++;
+            job_ended(j, "lost");
             gw_job_log(GW_LOG_WARN, j->id, "lease lost; aborting");
             job_abort(j);
         }
@@ -661,6 +682,7 @@ void gw_queue_on_notify(gw_queue_t *q, const char *channel, const char *payload)
         gw_job_t *job = gw_queue_find(q, payload);
         if (job != NULL && job->state == GW_JOB_RUNNING) {
             q->stats.cancelled++;
+            job_ended(job, "cancelled");
             if (job->deep)
                 q->stats.cancelled_deep++;
             else
@@ -708,6 +730,14 @@ void gw_queue_free(gw_queue_t *q)
 void gw_queue_stop_claiming(gw_queue_t *q)
 {
     q->stopped = true;
+}
+
+void gw_queue_pause_claiming(gw_queue_t *q, bool paused)
+{
+    bool was = q->paused;
+    q->paused = paused;
+    if (was && !paused)
+        claim(q, CLAIM_CONNECT);
 }
 
 void gw_queue_release_all(gw_queue_t *q)

@@ -84,6 +84,9 @@ void gw_queue_tick(gw_queue_t *q);
 /* Shutdown, staged: stop claiming; later release what still runs (back to PENDING, attempt not counted). */
 void gw_queue_stop_claiming(gw_queue_t *q);
 void gw_queue_release_all(gw_queue_t *q);
+/* A configuration problem (the model check failed): claim nothing until resumed; held jobs, heartbeats and the reaper go
+ * on. Resuming claims at once (a sweep, like after a reconnect). */
+void gw_queue_pause_claiming(gw_queue_t *q, bool paused);
 /* Jobs held, in any state. */
 size_t gw_queue_active(const gw_queue_t *q);
 /* Outcome writes not yet acknowledged (shutdown waits for them). */

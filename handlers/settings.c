@@ -89,6 +89,13 @@ static const gw_config_var_t vars[] = {
     ENM("LOG_LEVEL", "info", "debug|info|warn|error", log_level, "log threshold"),
     ENM("LOG_FORMAT", "text", "text|json", log_format, "json = one JSON object per line (Cloud Logging)"),
     STR("WORKER_ID", NULL, worker_id, "name recorded in locked_by (default host:pid:random)"),
+    LNG("HTTP_MAX_CONNECTIONS", "1024", 8, 1000000, http_max_connections,
+        "open HTTP connections at most (lowered to leave RLIMIT_NOFILE room for jobs); when full the oldest idle one is "
+        "closed, else the new one is refused"),
+    LNG("MODEL_CHECK_INTERVAL_MS", "600000", 1000, 86400000, model_check_interval_ms,
+        "how often the Gemini models are checked (models.get) while they pass; also the longest backoff while they fail"),
+    LNG("MODEL_CHECK_RETRY_MS", "30000", 100, 3600000, model_check_retry_ms,
+        "first recheck after a failed model check (claiming paused meanwhile); doubles up to MODEL_CHECK_INTERVAL_MS"),
 };
 
 const gw_config_table_t gw_settings_table = {vars, sizeof(vars) / sizeof(vars[0])};

@@ -50,6 +50,9 @@ typedef struct st_gw_settings_t {
     char *log_level;
     char *log_format;
     char *worker_id;
+    long http_max_connections;
+    long model_check_interval_ms;
+    long model_check_retry_ms;
 } gw_settings_t;
 
 /* The name the handlers used before the engine/settings split; `sed s/gw_config_t/gw_settings_t/` retires it. */

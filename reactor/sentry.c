@@ -1,5 +1,7 @@
 #include "reactor/sentry.h"
 #include "reactor/log.h"
+#include <ctype.h>
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,8 @@
 #define CRASH_SUFFIX ".envelope"
 #define CRASH_MAX_BYTES (64 * 1024)
 #define ALT_STACK_BYTES (64 * 1024)
+#define DEFAULT_RETRY_AFTER_S 60.0
+#define MAX_RETRY_AFTER_S 86400.0 /* a hostile or broken header must not silence us for years */
 
 typedef struct st_envelope_t {
     struct st_envelope_t *next;
@@ -42,6 +46,7 @@ struct st_gw_sentry_t {
     inflight_t *inflight;
     unsigned ninflight;
     gw_sentry_stats_t stats;
+    uint64_t limited_until_ms; /* uv_hrtime clock; 0 = not limited */
 };
 
 static char *xstrndup(const char *s, size_t n)
@@ -153,7 +158,7 @@ static json_t *event_payload(const gw_sentry_opts_t *o, const char *event_id, co
     if (o->server_name != NULL)
         json_object_set_new(ev, "server_name", json_string(o->server_name));
     if (fingerprint != NULL)
-        json_object_set_new(ev, "fingerprint", json_pack("[s, s]", "{{ default }}", fingerprint));
+        json_object_set_new(ev, "fingerprint", json_pack("[s]", fingerprint));
     return ev;
 }
 
@@ -197,16 +202,111 @@ static void inflight_unlink(gw_sentry_t *s, inflight_t *f)
     s->ninflight--;
 }
 
+/* ---- rate limits ---- */
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static bool category_applies(const char *cats, size_t len)
+{
+    if (len == 0)
+        return true; /* no categories: all of them */
+    for (size_t i = 0; i < len;) {
+        size_t n = strcspn(cats + i, ";:,");
+        if (n > len - i)
+            n = len - i;
+        if ((n == 5 && strncmp(cats + i, "error", 5) == 0) || (n == 7 && strncmp(cats + i, "default", 7) == 0))
+            return true;
+        i += n + 1;
+    }
+    return false;
+}
+
+double gw_sentry_rate_limit_seconds(const char *header)
+{
+    double longest = 0;
+    for (const char *p = header; p != NULL && *p != '\0';) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",");
+        char *end;
+        double secs = strtod(p, &end);
+        if (end != p && end < p + len && *end == ':' && secs > 0) {
+            const char *cats = end + 1;
+            size_t clen = strcspn(cats, ":,");
+            if (category_applies(cats, clen) && secs > longest)
+                longest = secs;
+        }
+        p += len;
+    }
+    return longest < MAX_RETRY_AFTER_S ? longest : MAX_RETRY_AFTER_S;
+}
+
+double gw_sentry_retry_after_seconds(const char *value, time_t now)
+{
+    if (value == NULL)
+        return DEFAULT_RETRY_AFTER_S;
+    while (isspace((unsigned char)*value))
+        value++;
+    char *end;
+    double secs = strtod(value, &end);
+    if (end != value && (*end == '\0' || isspace((unsigned char)*end)))
+        return secs <= 0 ? DEFAULT_RETRY_AFTER_S : secs < MAX_RETRY_AFTER_S ? secs : MAX_RETRY_AFTER_S;
+    time_t at = curl_getdate(value, NULL); /* an HTTP date */
+    if (at == -1)
+        return DEFAULT_RETRY_AFTER_S;
+    return at <= now ? 0 : (double)(at - now) < MAX_RETRY_AFTER_S ? (double)(at - now) : MAX_RETRY_AFTER_S;
+}
+
+bool gw_sentry_limited(const gw_sentry_t *s)
+{
+    return s != NULL && s->limited_until_ms != 0 && now_ms() < s->limited_until_ms;
+}
+
+/* Honours what Sentry said about sending (on any answer, not only 429). */
+static void apply_rate_limits(gw_sentry_t *s, gw_fetch_t *req, long status)
+{
+    const char *hdr = gw_fetch_resp_header(req, "X-Sentry-Rate-Limits");
+    double secs = 0;
+    if (hdr != NULL)
+        secs = gw_sentry_rate_limit_seconds(hdr);
+    else if (status == 429)
+        secs = gw_sentry_retry_after_seconds(gw_fetch_resp_header(req, "Retry-After"), time(NULL));
+    if (secs <= 0)
+        return;
+    uint64_t until = now_ms() + (uint64_t)(secs * 1000.0);
+    if (!gw_sentry_limited(s))
+        gw_warn("sentry: rate-limited for %.0f s; events are dropped (and counted) meanwhile", secs);
+    if (until > s->limited_until_ms)
+        s->limited_until_ms = until;
+}
+
+static void drop_limited(gw_sentry_t *s)
+{
+    s->stats.dropped++;
+    s->stats.dropped_rate_limited++;
+}
+
 static void on_sent(gw_fetch_t *req, void *data)
 {
     inflight_t *f = data;
     gw_sentry_t *s = f->sentry;
     long st = gw_fetch_status(req);
+    apply_rate_limits(s, req, st);
     if (st >= 200 && st < 300) {
         s->stats.sent++;
     } else {
         s->stats.failed++;
-        gw_warn("sentry: event not accepted (HTTP %ld%s%s)", st, st == 0 ? ", " : "", st == 0 ? gw_fetch_error(req) : "");
+        if (st == 429)
+            s->stats.dropped_rate_limited++;
+        else if (st == 0)
+            s->stats.failed_network++;
+        else
+            s->stats.failed_status++;
+        if (st != 429)
+            gw_warn("sentry: event not accepted (HTTP %ld%s%s)", st, st == 0 ? ", " : "", st == 0 ? gw_fetch_error(req) : "");
     }
     inflight_unlink(s, f);
     free(f);
@@ -230,6 +330,7 @@ static void send_one(gw_sentry_t *s, envelope_t *e)
         gw_fetch_cancel(f->req);
         free(f);
         s->stats.failed++;
+        s->stats.failed_network++;
         return;
     }
     f->next = s->inflight;
@@ -247,7 +348,10 @@ static void pump(gw_sentry_t *s)
         if (s->head == NULL)
             s->tail = NULL;
         s->nqueued--;
-        send_one(s, e);
+        if (gw_sentry_limited(s))
+            drop_limited(s); /* queued before the limit came: not sent either */
+        else
+            send_one(s, e);
         free(e->body);
         free(e);
     }
@@ -257,8 +361,13 @@ void gw_sentry_capture(gw_sentry_t *s, const char *level, const char *message, c
 {
     if (s == NULL)
         return;
+    if (gw_sentry_limited(s)) {
+        drop_limited(s);
+        return;
+    }
     if (s->nqueued >= s->opts.max_queued) {
         s->stats.dropped++;
+        s->stats.dropped_queue_full++;
         return;
     }
     char id[33];
@@ -334,8 +443,13 @@ static void on_crash(int sig)
 
 static void enqueue_raw(gw_sentry_t *s, char *body)
 {
-    if (s->nqueued >= s->opts.max_queued) {
-        s->stats.dropped++;
+    if (gw_sentry_limited(s) || s->nqueued >= s->opts.max_queued) {
+        if (gw_sentry_limited(s)) {
+            drop_limited(s);
+        } else {
+            s->stats.dropped++;
+            s->stats.dropped_queue_full++;
+        }
         free(body);
         return;
     }
@@ -464,6 +578,7 @@ void gw_sentry_free(gw_sentry_t *s)
         envelope_t *e = s->head;
         s->head = e->next;
         s->stats.dropped++;
+        s->stats.dropped_shutdown++;
         free(e->body);
         free(e);
     }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef struct st_gw_sentry_t gw_sentry_t;
 
@@ -33,14 +34,31 @@ typedef struct st_gw_sentry_opts_t {
 
 typedef struct st_gw_sentry_stats_t {
     uint64_t sent;    /* accepted by Sentry (2xx) */
-    uint64_t failed;  /* transport error or non-2xx answer */
-    uint64_t dropped; /* queue full or shutting down */
+    uint64_t failed;  /* sent and not accepted: transport error or non-2xx answer (429 included) */
+    uint64_t dropped; /* never sent: queue full, rate-limited, shutting down */
+    /* every event lost, by reason */
+    uint64_t dropped_queue_full;   /* the bounded queue was full */
+    uint64_t dropped_rate_limited; /* Sentry asked us to back off (429, X-Sentry-Rate-Limits), or answered 429 to it */
+    uint64_t dropped_shutdown;     /* still queued at exit */
+    uint64_t failed_network;       /* no HTTP answer */
+    uint64_t failed_status;        /* any other non-2xx answer */
 } gw_sentry_stats_t;
+
+/* Rate limits (https://develop.sentry.dev/sdk/rate-limiting/). Honoured on every answer: X-Sentry-Rate-Limits wins;
+ * without it a 429's Retry-After (60 s when absent or unreadable) limits everything. While limited, events are dropped
+ * (counted), never queued. We send only error events, so only the "error" and "default" categories (or all) matter. */
+/* Seconds X-Sentry-Rate-Limits ("retry_after:categories:scope:reason:namespaces, …") forbids error events; 0 = none. */
+double gw_sentry_rate_limit_seconds(const char *header);
+/* Retry-After as delay-seconds or an HTTP date (relative to now); 60 when NULL or unreadable. */
+double gw_sentry_retry_after_seconds(const char *value, time_t now);
+/* True while a rate limit forbids sending (s may be NULL: false). */
+bool gw_sentry_limited(const gw_sentry_t *s);
 
 /* NULL when the DSN is malformed (err tells why, without the key). */
 gw_sentry_t *gw_sentry_create(gw_fetcher_t *fetcher, const char *dsn, const gw_sentry_opts_t *opts, char *err, size_t errlen);
 /* Queues one event. level: "fatal", "error", "warning", "info". tags: key, value, key, value, …, NULL (values may be
- * NULL: skipped). fingerprint (may be NULL) groups events in Sentry, e.g. the error code. s may be NULL (no-op). */
+ * NULL: skipped). fingerprint (may be NULL: Sentry's default grouping) is the event's whole fingerprint, ["<it>"]: one
+ * issue per error code. s may be NULL (no-op). */
 void gw_sentry_capture(gw_sentry_t *s, const char *level, const char *message, const char *const *tags, const char *fingerprint);
 /* Builds the envelope text for one event (exposed for unit tests). */
 char *gw_sentry_build_envelope(const gw_sentry_dsn_t *d, const gw_sentry_opts_t *o, const char *event_id, const char *level,

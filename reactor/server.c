@@ -24,7 +24,9 @@
 typedef struct st_gw_conn_t {
     uv_tcp_t tcp;
     gw_server_t *server;
-    h2o_linklist_t link; /* in server->conns; zeroed by calloc as h2o requires */
+    h2o_linklist_t link; /* in server->conns, oldest first; zeroed by calloc as h2o requires */
+    h2o_socket_t *sock;
+    bool evicting; /* shut down to make room; closes on its next read */
 } gw_conn_t;
 
 typedef struct st_gw_handler_t {
@@ -51,6 +53,8 @@ struct st_gw_server_t {
     gw_router_t router;
     h2o_linklist_t conns;
     size_t nconns;
+    size_t max_conns, nevicting; /* HTTP connection cap; connections shut down and not closed yet */
+    uint64_t refused, evicted;
     h2o_linklist_t held; /* gw_http_req_t handed to route callbacks, not answered yet */
     size_t nheld;
     size_t max_body;
@@ -582,6 +586,7 @@ static void on_conn_closed(uv_handle_t *handle)
     if (h2o_linklist_is_linked(&c->link)) {
         h2o_linklist_unlink(&c->link);
         c->server->nconns--;
+        c->server->nevicting -= c->evicting;
     }
     free(c);
 }
@@ -594,6 +599,34 @@ static void shutdown_read(gw_conn_t *c)
     /* an idle keep-alive reader sees EOF and h2o closes it; a busy one closes after its response */
     if (shutdown(fd, SHUT_RD) != 0 && errno != ENOTCONN)
         gw_debug("http: shutdown(SHUT_RD): %s", strerror(errno));
+}
+
+/* Idle: h2o waits for the next request and holds none of it (a request being read or answered is busy). */
+static bool conn_idle(const gw_conn_t *c)
+{
+    return !c->evicting && c->sock != NULL && h2o_socket_is_reading(c->sock) &&
+           (c->sock->input == NULL || c->sock->input->size == 0);
+}
+
+/* Makes room under the cap by shutting down the oldest idle connection; false when every connection is busy. */
+static bool evict_idle(gw_server_t *s)
+{
+    for (h2o_linklist_t *node = s->conns.next; node != &s->conns; node = node->next) {
+        gw_conn_t *c = H2O_STRUCT_FROM_MEMBER(gw_conn_t, link, node);
+        if (!conn_idle(c))
+            continue;
+        shutdown_read(c); /* h2o reads EOF on the next loop turn and closes it */
+        c->evicting = true;
+        s->nevicting++;
+        s->evicted++;
+        return true;
+    }
+    return false;
+}
+
+static bool at_cap(const gw_server_t *s)
+{
+    return s->max_conns != 0 && s->nconns - s->nevicting >= s->max_conns;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -617,12 +650,18 @@ static void on_connection(uv_stream_t *listener, int status)
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
+    if (at_cap(s) && !evict_idle(s)) { /* accepted only to leave the backlog: closed unanswered */
+        if (s->refused++ % 1000 == 0)
+            gw_warn("http: %zu connections, all busy: refusing new ones (%llu so far)", s->nconns, (unsigned long long)s->refused);
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
     h2o_linklist_insert(&s->conns, &c->link);
     s->nconns++;
     if ((rc = uv_tcp_nodelay(&c->tcp, 1)) != 0) /* small responses on keep-alive: do not wait for Nagle */
         gw_debug("http: TCP_NODELAY: %s", uv_strerror(rc));
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-    h2o_accept(&s->accept_ctx, sock);
+    c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    h2o_accept(&s->accept_ctx, c->sock);
 }
 
 /* ---- lifecycle ---- */
@@ -727,7 +766,7 @@ static void on_failed_listener_closed(uv_handle_t *handle)
 
 gw_server_t *gw_server_create(uv_loop_t *loop, const gw_server_opts_t *opts)
 {
-    static const gw_server_opts_t none = {NULL, 0, 0, 0};
+    static const gw_server_opts_t none = {NULL, 0, 0, 0, 0};
     const gw_server_opts_t *o = opts != NULL ? opts : &none;
     const char *host = o->host != NULL ? o->host : "0.0.0.0";
     int port = o->port, fd, rc;
@@ -745,6 +784,7 @@ gw_server_t *gw_server_create(uv_loop_t *loop, const gw_server_opts_t *opts)
     s->loop = loop;
     s->port = port;
     s->max_body = o->max_body != 0 ? o->max_body : GW_SERVER_DEFAULT_MAX_BODY;
+    s->max_conns = o->max_connections;
     h2o_linklist_init_anchor(&s->conns);
     h2o_linklist_init_anchor(&s->held);
     if ((rc = uv_tcp_init(loop, &s->listener)) != 0) {
@@ -774,6 +814,21 @@ int gw_server_port(const gw_server_t *s)
 size_t gw_server_connections(const gw_server_t *s)
 {
     return s->nconns;
+}
+
+size_t gw_server_max_connections(const gw_server_t *s)
+{
+    return s->max_conns;
+}
+
+uint64_t gw_server_refused(const gw_server_t *s)
+{
+    return s->refused;
+}
+
+uint64_t gw_server_evicted(const gw_server_t *s)
+{
+    return s->evicted;
 }
 
 size_t gw_server_pending(const gw_server_t *s)

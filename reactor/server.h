@@ -11,6 +11,7 @@
  * HTTP/2 (h2c upgrade, prior knowledge) is off. The process must ignore SIGPIPE (libuv writes without MSG_NOSIGNAL). */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "reactor/router.h"
 #include <uv.h>
 
@@ -21,6 +22,9 @@ typedef struct st_gw_server_opts_t {
     int port;          /* port 0 = ephemeral (tests); gw_server_port() tells */
     size_t max_body;   /* request bodies above -> 413 JSON error; 0 = default 64 KiB */
     int io_timeout_ms; /* a request (headers + body) or an idle keep-alive gap longer than this drops the client; 0 = 10000 */
+    /* open connections at most; 0 = no cap. A connection beyond it first closes the oldest idle one (waiting for its
+     * next request, nothing of it read yet); when every one is busy the newcomer is accepted and closed at once */
+    size_t max_connections;
 } gw_server_opts_t;
 
 /* NULL + logged reason on bad address or bind/listen failure. */
@@ -41,6 +45,9 @@ int gw_server_route(gw_server_t *s, const char *method, const char *pattern, gw_
  * h2o's internal timers/async are unref'd, so once the connections are gone the server keeps the loop alive no longer. */
 void gw_server_stop(gw_server_t *s);
 size_t gw_server_connections(const gw_server_t *s);
+size_t gw_server_max_connections(const gw_server_t *s); /* 0 = no cap */
+uint64_t gw_server_refused(const gw_server_t *s);       /* connections closed at once: every slot was busy */
+uint64_t gw_server_evicted(const gw_server_t *s);       /* idle connections closed to make room */
 /* Requests handed to route callbacks and not answered yet. */
 size_t gw_server_pending(const gw_server_t *s);
 

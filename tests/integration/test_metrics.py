@@ -1,8 +1,11 @@
 """/metrics: every documented family is present and moves when its event happens — jobs by outcome and mode, stage
-histograms, Gemini calls by status, tokens by kind, retries, LISTEN reconnects, jobs found by poll, queue depth and
-oldest pending age (cached: scrapes cost no queries), active jobs, RSS and open fds. Production binary, stand-ins,
-real PostgreSQL."""
+histograms (failed stages too), job duration and queue wait histograms, Gemini calls by status, tokens by kind, retries,
+LISTEN reconnects, jobs found by poll, queue depth and oldest pending age (cached: scrapes cost no queries), active
+jobs, build info, the process_* families dashboards expect; `promtool check metrics` (Debian's prometheus package) is
+clean on live scrapes. Production binary, stand-ins, real PostgreSQL."""
 import re
+import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -27,6 +30,16 @@ def scrape():
             k, v = line.rsplit(" ", 1)
             vals[k] = float(v)
     return vals, types
+
+
+def promtool(text, what):
+    """promtool reads the exposition on stdin; exit 0 and no output = clean (lint problems are printed, exit 3)."""
+    if shutil.which("promtool") is None:
+        check(False, "promtool missing: install Debian's prometheus package (docker/deps.sh test)")
+        return
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0 and not (p.stdout + p.stderr).strip(), "promtool check metrics clean (%s): rc=%d %s" % (
+        what, p.returncode, (p.stdout + p.stderr)[:1500]))
 
 
 def val(key):
@@ -55,11 +68,24 @@ try:
                 "glint_jobs_found_by_poll_total": "counter", "glint_queue_depth": "gauge",
                 "glint_queue_oldest_pending_seconds": "gauge", "glint_active_jobs": "gauge",
                 "process_resident_memory_bytes": "gauge", "process_open_fds": "gauge", "glint_sentry_events_total": "counter",
-                "glint_database_up": "gauge"}
+                "glint_database_up": "gauge", "glint_build_info": "gauge", "process_start_time_seconds": "gauge",
+                "process_cpu_seconds_total": "counter", "process_max_fds": "gauge",
+                "glint_job_duration_seconds": "histogram", "glint_job_queue_wait_seconds": "histogram",
+                "glint_sentry_dropped_total": "counter", "glint_http_connections": "gauge",
+                "glint_http_connections_refused_total": "counter", "glint_model_check_ok": "gauge"}
     for f, t in families.items():
         check(types.get(f) == t, "family %s is a %s (got %s)" % (f, t, types.get(f)))
     check(v0["process_resident_memory_bytes"] > 1e6 and v0["process_open_fds"] >= 4, "RSS and fds are real numbers")
     check(v0["glint_database_up"] == 1, "database up")
+    builds = [k for k in v0 if k.startswith("glint_build_info{")]
+    check(len(builds) == 1 and re.match(r'glint_build_info\{version="\d+\.\d+\.\d+",commit="[^"]+"\}$', builds[0])
+          and v0[builds[0]] == 1, "build info: %r" % builds)
+    start = v0["process_start_time_seconds"]
+    check(time.time() - 120 < start <= time.time(), "process start time is this process's: %s" % start)
+    check(v0["process_cpu_seconds_total"] >= 0 and v0["process_max_fds"] >= v0["process_open_fds"], "cpu, max fds")
+    check(v0["glint_model_check_ok"] == 1, "model check passed against the stand-in")
+    st, text, _ = w.http("GET", "/metrics")
+    promtool(text, "idle worker")
 
     # a completed standard job: outcome, claims, stage histograms, Gemini 200, tokens
     jid = enqueue("https://www.youtube.com/watch?v=ok000000000")
@@ -69,17 +95,24 @@ try:
     check(v1[k] == v0[k] + 1, "completed/standard +1")
     check(v1['glint_jobs_claimed_total{mode="standard"}'] == v0['glint_jobs_claimed_total{mode="standard"}'] + 1, "claimed +1")
     for stage in ("metadata", "analyze"):
-        c = 'glint_stage_duration_seconds_count{stage="%s"}' % stage
-        inf = 'glint_stage_duration_seconds_bucket{stage="%s",le="+Inf"}' % stage
+        c = 'glint_stage_duration_seconds_count{stage="%s",outcome="ok"}' % stage
+        inf = 'glint_stage_duration_seconds_bucket{stage="%s",outcome="ok",le="+Inf"}' % stage
         check(v1.get(c) == v0.get(c, 0) + 1 and v1.get(inf) == v1.get(c), "stage %s histogram +1" % stage)
-        check(v1.get('glint_stage_duration_seconds_sum{stage="%s"}' % stage, 0) > 0, "stage %s sum > 0" % stage)
+        check(v1.get('glint_stage_duration_seconds_sum{stage="%s",outcome="ok"}' % stage, 0) > 0, "stage %s sum > 0" % stage)
+    k = 'glint_job_duration_seconds_count{mode="standard",outcome="completed"}'
+    check(v1.get(k) == v0.get(k, 0) + 1 and v1.get(k.replace("_count", "_sum")) > 0, "job duration observed: %s" % v1.get(k))
+    k = 'glint_job_queue_wait_seconds_count{mode="standard"}'
+    check(v1.get(k) == v0.get(k, 0) + 1, "queue wait observed: %s" % v1.get(k))
+    wait_sum = v1.get('glint_job_queue_wait_seconds_sum{mode="standard"}', -1)
+    check(0 <= wait_sum < 10, "the queue wait is the claim's, a NOTIFY away: %s s" % wait_sum)
     check(v1.get('glint_gemini_requests_total{code="200"}', 0) >= v0.get('glint_gemini_requests_total{code="200"}', 0) + 1,
           "Gemini 200 counted")
     for kind in ("prompt", "output"):
         key = 'glint_gemini_tokens_total{kind="%s"}' % kind
         check(v1.get(key, 0) > v0.get(key, 0), "%s tokens counted" % kind)
     buckets = sorted((float(m.group(1)), v) for kk, v in v1.items()
-                     for m in [re.match(r'glint_stage_duration_seconds_bucket\{stage="metadata",le="([\d.e+]+)"\}', kk)] if m)
+                     for m in [re.match(r'glint_stage_duration_seconds_bucket\{stage="metadata",outcome="ok",le="([\d.e+]+)"\}', kk)]
+                     if m)
     check(buckets and all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "buckets are cumulative")
 
     # Gemini answers 503 once: status counted, a retry counted, the job still completes
@@ -104,6 +137,11 @@ try:
     check(v3[k] == v2[k] + 2, "failed/standard +2: %s -> %s" % (v2[k], v3[k]))
     k = 'glint_jobs_finished_total{outcome="retried",mode="standard"}'
     check(v3[k] == v2[k] + 1 and v3["glint_jobs_retried_total"] == v2["glint_jobs_retried_total"] + 1, "retried +1")
+    k = 'glint_stage_duration_seconds_count{stage="metadata",outcome="failed"}'
+    check(v3.get(k, 0) >= v2.get(k, 0) + 2, "failed stages observed (metadata: private video, rate limit): %s" % v3.get(k))
+    for outcome, n in (("failed", 2), ("retried", 1)):
+        k = 'glint_job_duration_seconds_count{mode="standard",outcome="%s"}' % outcome
+        check(v3.get(k, 0) == v2.get(k, 0) + n, "job duration %s +%d: %s" % (outcome, n, v3.get(k)))
 
     # a job in flight: active_jobs 1; cancelled through the API: cancelled/standard +1, active back to 0
     jid = enqueue("https://youtu.be/hang0000000")
@@ -113,6 +151,9 @@ try:
     k = 'glint_jobs_finished_total{outcome="cancelled",mode="standard"}'
     check(val(k) == v3[k] + 1, "cancelled/standard +1")
 
+    k = 'glint_job_duration_seconds_count{mode="standard",outcome="cancelled"}'
+    check(val(k) == v3.get(k, 0) + 1, "job duration cancelled +1")
+
     # deep mode is counted under its own label
     jid = enqueue("https://youtu.be/ok000000004", "deep")
     wait_for(lambda: status(jid) in ("COMPLETED", "FAILED"), 60)
@@ -120,6 +161,9 @@ try:
     out = "completed" if status(jid) == "COMPLETED" else "failed"
     k = 'glint_jobs_finished_total{outcome="%s",mode="deep"}' % out
     check(v4[k] == v3[k] + 1 and v4['glint_jobs_claimed_total{mode="deep"}'] >= 1, "deep job counted as %s/deep" % out)
+    check(v4.get('glint_job_queue_wait_seconds_count{mode="deep"}') == 1, "deep queue wait observed")
+    st, text, _ = w.http("GET", "/metrics")
+    promtool(text, "after jobs of every outcome")
 
     # a job inserted without its notification is found by the fallback poll
     cur = db.conn.cursor()

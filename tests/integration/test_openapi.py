@@ -25,11 +25,15 @@ def resolve(doc, schema):
 def conforms(doc, schema, value, where="$"):
     """Minimal OpenAPI 3.0 schema check: type, nullable, enum, required, properties, items, allOf."""
     s = resolve(doc, schema)
-    if value is None:
-        return [] if s.get("nullable") else ["%s is null" % where]
+    if value is None and "oneOf" not in s:
+        return [] if s.get("nullable") and s.get("type") else ["%s is null" % where]  # 3.0.3: nullable needs a type
     problems = []
     for sub in s.get("allOf", []):
         problems += conforms(doc, sub, value, where)
+    if "oneOf" in s:
+        matching = [sub for sub in s["oneOf"] if not conforms(doc, sub, value, where)]
+        if len(matching) != 1:
+            problems.append("%s matches %d of the oneOf branches" % (where, len(matching)))
     t = s.get("type")
     types = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int, "number": (int, float)}
     if t and not isinstance(value, types[t]) or (t in ("integer", "number") and isinstance(value, bool)):
@@ -109,6 +113,8 @@ try:
     call(w, doc, "GET", "/openapi.json", "/openapi.json", expect=200)
     _, h = call(w, doc, "GET", "/health", "/health", expect=200)
     call(w, doc, "GET", "/metrics", "/metrics", expect=200)
+    call(w, doc, "GET", "/livez", "/livez", expect=200)
+    call(w, doc, "GET", "/readyz", "/readyz", expect=200)
 
     # list: pagination
     pages, cursor = [], None
@@ -161,6 +167,8 @@ try:
     down = Worker(Down)
     workers.append(down)
     call(down, doc, "GET", "/health", "/health", expect=503)
+    call(down, doc, "GET", "/readyz", "/readyz", expect=503)
+    call(down, doc, "GET", "/livez", "/livez", expect=200)
     for path, tpl, m in (("/worker/jobs", "/worker/jobs", "GET"), ("/worker/jobs/" + ids[2], "/worker/jobs/{id}", "GET"),
                          ("/worker/jobs/%s/cancel" % ids[2], "/worker/jobs/{id}/cancel", "POST")):
         call(down, doc, m, path, tpl, expect=503)

@@ -1,14 +1,17 @@
 """Sentry reporting against a local ingestion stand-in that checks the envelope format and the X-Sentry-Auth header:
-a failed job (tags job_id, mode, stage, release, error_code), an ERROR-level unexpected state, the bounded queue
-(events dropped and counted while Sentry hangs, the loop never blocked), a malformed DSN refused at start."""
+a failed job (tags job_id, mode, stage, release, error_code; fingerprint = the code alone), an ERROR-level unexpected
+state, the bounded queue (events dropped and counted while Sentry hangs, the loop never blocked), Sentry's rate limits
+(429 + Retry-After, X-Sentry-Rate-Limits by category: nothing sent while limited, drops counted by reason), users' own
+input never reported (a private video, an invalid link) while the operator's trouble is, a malformed DSN refused."""
 import os
+import re
 import signal
 import subprocess
 import tempfile
 import time
 
 from harness import SCALE, BIN, Database, Worker, check, insert_jobs, migrate, report, wait_for, worker_env
-from standins import fake_sentry
+from standins import fake_gemini, fake_sentry, pipeline_env
 
 KEY = "0123456789abcdef0123456789abcdef"
 db = Database("sentry")
@@ -35,7 +38,9 @@ try:
         check(t.get("mode") == "standard" and t.get("stage") == "claimed" and t.get("error_code") == "test_permanent"
               and t.get("release") and evs[0]["release"].startswith("glint-worker@"), "tags: %r" % t)
         check(evs[0]["level"] == "error" and "test_permanent" in evs[0]["message"]["formatted"], "level and message")
-        check(evs[0].get("fingerprint", [None])[-1] == "test_permanent", "grouped by error code")
+        check(evs[0].get("fingerprint") == ["test_permanent"], "grouped by the error code alone: %r" % evs[0].get("fingerprint"))
+        check(re.match(r"^glint-worker@\d+\.\d+\.\d+\+\S+$", evs[0]["release"]) and evs[0]["tags"].get("commit"),
+              "release names version and commit: %r" % evs[0]["release"])
         check(evs[0].get("server_name"), "server_name = worker id")
         check(evs[0].get("environment") == "staging", "SENTRY_ENVIRONMENT: %r" % evs[0].get("environment"))
 
@@ -59,6 +64,56 @@ try:
     check(dropped is not None and dropped - before >= 90 - 64 - 2, "events dropped and counted: %s" % dropped)
     sentry.call("/_control", {"hang_ms": 0})
     check(not events()["violations"], "no violations at all: %s" % events()["violations"][:3])
+    drop = lambda reason: w.metric('glint_sentry_dropped_total{reason="%s"}' % reason) or 0
+    check(drop("queue_overflow") == dropped, "dropped_total{queue_overflow} = the drops above: %s" % drop("queue_overflow"))
+
+    def settled():  # nothing queued or in flight any more: the request count stands still
+        n = events()["requests"]
+        time.sleep(0.5)
+        return events()["requests"] == n
+
+    def fail_jobs(n):
+        before = db.one("SELECT count(*) FROM analysis_jobs WHERE status = 'FAILED'")
+        insert_jobs(db, ["test://fail/permanent"] * n)
+        wait_for(lambda: db.one("SELECT count(*) FROM analysis_jobs WHERE status = 'FAILED'") >= before + n, 10)
+
+    time.sleep(4.5 * SCALE)  # the requests still hanging in the stand-in end
+    check(wait_for(settled, 15), "the backlog drained")
+
+    # 429 + Retry-After: the answer counts as a rate-limit drop; nothing is sent until the time is up
+    sentry.call("/_control", {"status": 429, "retry_after": "3"})
+    r0, d0 = events()["requests"], drop("ratelimit_backoff")
+    t429 = time.monotonic()
+    fail_jobs(1)
+    check(wait_for(lambda: events()["requests"] == r0 + 1, 5), "the event met a 429")
+    time.sleep(0.3)  # the 429 reaches the worker
+    fail_jobs(5)
+    time.sleep(0.3)
+    check(events()["requests"] == r0 + 1, "no request while limited: %d" % (events()["requests"] - r0))
+    check(drop("ratelimit_backoff") == d0 + 6, "6 drops counted as ratelimit_backoff: %s" % (drop("ratelimit_backoff") - d0))
+    sentry.call("/_control", {"status": 200, "retry_after": None})
+    time.sleep(max(0, 3.2 - (time.monotonic() - t429)))
+    n0 = len(events()["events"])
+    fail_jobs(1)
+    check(wait_for(lambda: len(events()["events"]) == n0 + 1, 5), "sending resumes after Retry-After")
+
+    # X-Sentry-Rate-Limits on a 200: categories decide (transaction/session do not stop error events; error;default does)
+    sentry.call("/_control", {"rate_limits": "60:transaction;session:organization, 2:error;default:project:quota_exceeded",
+                              "limit_count": 1})
+    r0, d0 = events()["requests"], drop("ratelimit_backoff")
+    t_limit = time.monotonic()
+    fail_jobs(1)
+    check(wait_for(lambda: events()["requests"] == r0 + 1, 5), "accepted with a rate-limit header")
+    time.sleep(0.3)  # its answer (and header) reaches the worker
+    fail_jobs(3)
+    time.sleep(0.3)
+    check(events()["requests"] == r0 + 1 and drop("ratelimit_backoff") == d0 + 3,
+          "error category limited: 3 dropped, none sent (%d sent)" % (events()["requests"] - r0 - 1))
+    time.sleep(max(0, 2.2 - (time.monotonic() - t_limit)))
+    n0 = len(events()["events"])
+    fail_jobs(1)
+    check(wait_for(lambda: len(events()["events"]) == n0 + 1, 5), "the 60 s transaction limit did not stop error events")
+    check(not events()["violations"], "still well-formed: %s" % events()["violations"][:3])
     rc = w.stop()
     check(rc == 0, "clean exit with Sentry events in flight: %s" % rc)
     check(KEY not in w.read_log(), "the DSN key never appears in the log")
@@ -82,6 +137,29 @@ try:
         check("SIGSEGV" in e["message"]["formatted"] and e["tags"].get("signal") == "SIGSEGV" and e["release"],
               "crash event: %r" % e)
     check(os.listdir(crash_dir) == [] and not events()["violations"], "crash report removed once sent; well-formed")
+    check(w.stop() == 0, "clean exit")
+    w = None
+
+    # users' own input is not reported; the operator's trouble is (production binary, stand-ins)
+    gem = fake_gemini()
+    work = tempfile.mkdtemp(prefix="glint-sentry-")
+    w = Worker(db, binary="glint-worker", SENTRY_DSN=sentry.dsn, **pipeline_env(gem, work, GEMINI_MAX_RETRIES=0))
+    check(w.wait_ready(), "production worker ready")
+    user_jobs = insert_jobs(db, ["https://youtu.be/private0000", "https://example.com/not-a-video"])
+    check(wait_for(lambda: db.one("SELECT count(*) FROM analysis_jobs WHERE id = ANY(%s::uuid[]) AND status = 'FAILED'",
+                                  [str(j) for j in user_jobs]) == 2, 20), "the users' jobs failed")
+    codes = sorted(r[0] for r in db.q("SELECT error_code FROM analysis_jobs WHERE id = ANY(%s::uuid[])",
+                                      [str(j) for j in user_jobs]))
+    gem.call("/_control", {"faults": ["500"]})
+    [op_job] = insert_jobs(db, ["https://youtu.be/ok000000003"])
+    db.q("UPDATE analysis_jobs SET max_attempts = 1 WHERE id = %s", op_job)
+    check(wait_for(lambda: db.one("SELECT status FROM analysis_jobs WHERE id = %s", op_job) == "FAILED", 20),
+          "the operator's job failed")
+    op_code = db.one("SELECT error_code FROM analysis_jobs WHERE id = %s", op_job)
+    check(wait_for(lambda: [e for e in events()["events"] if e.get("tags", {}).get("job_id") == str(op_job)], 5),
+          "the operator's trouble (%s) is reported" % op_code)
+    mine = [e for e in events()["events"] if e.get("tags", {}).get("job_id") in [str(j) for j in user_jobs]]
+    check(codes == ["invalid_url", "private_video"] and not mine, "users' input (%s) never reported: %r" % (codes, mine))
     check(w.stop() == 0, "clean exit")
     w = None
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A local stand-in for the Gemini REST API (generateContent, models.get, Files API), stdlib only.
 
-    fake_gemini.py --port 0 --port-file PATH [--api-key KEY] [--control] [--faults 503,429_retry]
+    fake_gemini.py --port 0 --port-file PATH [--api-key KEY] [--control] [--faults 503,429_retry] [--known-models A,B]
                    [--fault-count N] [--latency-ms MS] [--processing-polls N] [--retry-delay 0.2s]
 
 It answers like Google does (same envelopes, error shapes, headers) and builds its analysis from the
@@ -12,7 +12,8 @@ every such protocol violation for tests to read from GET /_control/stats.
 
 With --control, tests steer it at run time:
     POST /_control          {"faults": [...], "fault_count": N, "latency_ms": .., "processing_polls": ..,
-                             "retry_delay": "0.2s", "hang_ms": .., "upload_granularity": .., "models": [..],
+                             "retry_delay": "0.2s", "hang_ms": .., "upload_granularity": .., "models": [..] (added),
+                             "known_models": [..] (the only models known: others answer 404 NOT_FOUND),
                              "discard_uploads": bool, "chunk_delay_ms": .. (each upload data request waits)}
     POST /_control          {"random_faults": {"503": 0.1, "reset": 0.05, ...}}: besides the listed faults, each
                             request draws one of these with its probability (sum <= 1; {} turns it off)
@@ -122,7 +123,10 @@ class State:
         self.lock = threading.Lock()
         self.api_key = args.api_key
         self.control = args.control
-        self.models = list(DEFAULT_MODELS) + [m for m in (args.models or "").split(",") if m]
+        # the models this "Gemini" knows: the defaults plus --models, or exactly --known-models
+        known = [m for m in (args.known_models or "").split(",") if m]
+        self.models = known if args.known_models is not None else \
+            list(DEFAULT_MODELS) + [m for m in (args.models or "").split(",") if m]
         self.tmpdir = tempfile.mkdtemp(prefix="fake_gemini_")
         self.port = 0
         self.files = {}    # id -> dict (metadata + path + polls)
@@ -697,12 +701,10 @@ class Handler(BaseHTTPRequestHandler):
     # -- models ----------------------------------------------------------------------------
 
     def model_info(self, name):
-        pro = "pro" in name
         return {"name": "models/" + name, "version": "3", "displayName": name.replace("-", " ").title(),
                 "description": "Stand-in for %s" % name, "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
                 "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent"],
-                "temperature": 1.0, "topP": 0.95, "topK": 64, "maxTemperature": 2.0, "thinking": True,
-                "family": "pro" if pro else "flash"}
+                "temperature": 1.0, "topP": 0.95, "topK": 64, "maxTemperature": 2.0, "thinking": True}
 
     def model_get(self, name):
         self.read_body()
@@ -1003,6 +1005,8 @@ class Handler(BaseHTTPRequestHandler):
                     for m in cfg.get("models", []):
                         if m not in st.models:
                             st.models.append(m)
+                    if "known_models" in cfg:  # replaces the list: models.get and generateContent 404 for the rest
+                        st.models = [str(m) for m in cfg["known_models"]]
             except (ValueError, TypeError) as exc:
                 raise ApiError(400, "INVALID_ARGUMENT", str(exc))
             return self.send_json(200, self.config_json())
@@ -1064,6 +1068,7 @@ def main():
     ap.add_argument("--api-key", help="required x-goog-api-key value (default: any non-empty key)")
     ap.add_argument("--control", action="store_true", help="enable the /_control endpoints")
     ap.add_argument("--models", help="extra model names, comma-separated")
+    ap.add_argument("--known-models", help="the only model names known (comma-separated; replaces the defaults)")
     ap.add_argument("--faults", help="comma-separated faults (see the module docstring)")
     ap.add_argument("--fault-count", type=int, default=None, help="requests per fault (default: forever)")
     ap.add_argument("--latency-ms", type=int, default=0)

@@ -13,6 +13,11 @@ Checks each request the way Relay does and records every protocol violation:
 Control:
     GET  /_control/events     {"events": [payload...], "violations": [...], "requests": n}
     POST /_control            {"hang_ms": N, "status": 503}  delay / fail later requests
+                              {"status": 429, "retry_after": "2", "rate_limits": "2:error:project"}  answer like Relay
+                              when it rate-limits: Retry-After and/or X-Sentry-Rate-Limits on every answer (null or
+                              omitted: header not sent; rate_limits is also sent with 200 when set)
+                              {"limit_count": N}  only the next N answers carry the status and headers, then 200 again
+An event answered with a non-200 status is not stored (Relay drops it).
 """
 import argparse
 import json
@@ -32,6 +37,7 @@ class State:
         self.lock = threading.Lock()
         self.events, self.violations, self.requests = [], [], 0
         self.hang_ms, self.status = 0, 200
+        self.retry_after, self.rate_limits, self.limit_count = None, None, -1
 
 
 def check_auth(st, header, problems):
@@ -103,11 +109,13 @@ def handler(st):
         def log_message(self, *a):
             pass
 
-        def reply(self, code, obj):
+        def reply(self, code, obj, headers=None):
             data = json.dumps(obj).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
             self.end_headers()
             self.wfile.write(data)
 
@@ -127,6 +135,9 @@ def handler(st):
                 with st.lock:
                     st.hang_ms = cfg.get("hang_ms", st.hang_ms)
                     st.status = cfg.get("status", st.status)
+                    for k in ("retry_after", "rate_limits", "limit_count"):
+                        if k in cfg:
+                            setattr(st, k, cfg[k] if cfg[k] is not None or k != "limit_count" else -1)
                 return self.reply(200, {})
             if self.path != "/api/%s/envelope/" % st.project:
                 with st.lock:
@@ -140,14 +151,24 @@ def handler(st):
             with st.lock:
                 st.requests += 1
                 st.violations.extend(problems)
-                hang, status = st.hang_ms, st.status
+                hang, status, headers = st.hang_ms, st.status, {}
+                if st.limit_count != 0:
+                    if st.retry_after is not None:
+                        headers["Retry-After"] = str(st.retry_after)
+                    if st.rate_limits is not None:
+                        headers["X-Sentry-Rate-Limits"] = st.rate_limits
+                    if st.limit_count > 0:
+                        st.limit_count -= 1
+                else:
+                    status = 200
             if hang:
                 time.sleep(hang / 1000.0)
             if status != 200:
-                return self.reply(status, {"detail": "unavailable"})
+                detail = "rate limited" if status == 429 else "unavailable"
+                return self.reply(status, {"detail": detail}, headers)
             with st.lock:
                 st.events.extend(events)
-            self.reply(200, {"id": events[0]["event_id"] if events else None})
+            self.reply(200, {"id": events[0]["event_id"] if events else None}, headers)
 
     return H
 

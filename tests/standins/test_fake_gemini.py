@@ -113,6 +113,24 @@ class FakeGeminiTest(unittest.TestCase):
 
     # -- models and auth -------------------------------------------------------------------
 
+    def test_known_models(self):
+        """known_models replaces the list: models.get and generateContent 404 like Gemini for every other model."""
+        before = self.control()["models"]
+        try:
+            self.control(known_models=["gemini-3.6-flash"])
+            status, out, _ = self.call("GET", "/v1beta/models/gemini-3.6-flash")
+            self.assertEqual((status, out["name"], out["supportedGenerationMethods"][0]),
+                             (200, "models/gemini-3.6-flash", "generateContent"))
+            status, out, _ = self.call("GET", "/v1beta/models/gemini-3.1-pro-preview")
+            self.assertEqual((status, out["error"]["code"], out["error"]["status"]), (404, 404, "NOT_FOUND"))
+            self.assertIn("models/gemini-3.1-pro-preview is not found", out["error"]["message"])
+            status, out, _ = self.generate(request(), model="gemini-3.1-pro-preview")
+            self.assertEqual((status, out["error"]["status"]), (404, "NOT_FOUND"))
+            status, out, _ = self.call("GET", "/v1beta/models")
+            self.assertEqual([m["name"] for m in out["models"]], ["models/gemini-3.6-flash"])
+        finally:
+            self.control(known_models=before)
+
     def test_models_and_auth(self):
         status, out, _ = self.call("GET", "/v1beta/models/gemini-3.6-flash")
         self.assertEqual(status, 200)

@@ -79,8 +79,9 @@ static void test_envelope(void)
     json_t *t = json_object_get(ev, "tags");
     CHECK_STR(json_string_value(json_object_get(t, "job_id")), "j-1");
     CHECK_STR(json_string_value(json_object_get(t, "error_code")), "private_video");
-    CHECK(json_object_get(t, "stage") == NULL); /* NULL values are skipped */
-    CHECK_STR(json_string_value(json_array_get(json_object_get(ev, "fingerprint"), 1)), "private_video");
+    CHECK(json_object_get(t, "stage") == NULL);                        /* NULL values are skipped */
+    CHECK_INT(json_array_size(json_object_get(ev, "fingerprint")), 1); /* the code alone: one issue per code */
+    CHECK_STR(json_string_value(json_array_get(json_object_get(ev, "fingerprint"), 0)), "private_video");
     json_decref(h);
     json_decref(item);
     json_decref(ev);
@@ -104,9 +105,12 @@ static void test_create(void)
         gw_sentry_capture(s, "error", "boom", NULL, NULL);
     CHECK_INT(gw_sentry_pending(s), 3);
     CHECK_INT(gw_sentry_stats(s)->dropped, 2);
+    CHECK_INT(gw_sentry_stats(s)->dropped_queue_full, 2);
     while (gw_sentry_pending(s) > 0)
         uv_run(&loop, UV_RUN_ONCE);
     CHECK_INT(gw_sentry_stats(s)->failed, 3);
+    CHECK_INT(gw_sentry_stats(s)->failed_network, 3);
+    CHECK(!gw_sentry_limited(s)); /* a connection refused is no rate limit */
     CHECK_INT(gw_sentry_stats(s)->sent, 0);
     /* crash reports left by an earlier process are queued and removed; other files are left alone */
     char dir[] = "/tmp/glint-sentry-unit-XXXXXX", path[256];
@@ -134,12 +138,39 @@ static void test_create(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 }
 
+static void test_rate_limits(void)
+{
+    /* https://develop.sentry.dev/sdk/rate-limiting/: retry_after:categories:scope:reason:namespaces, comma-separated */
+    CHECK(gw_sentry_rate_limit_seconds("60:error:project") == 60);
+    CHECK(gw_sentry_rate_limit_seconds("30::organization") == 30); /* no category: all of them */
+    CHECK(gw_sentry_rate_limit_seconds("2:default;transaction:key") == 2);
+    CHECK(gw_sentry_rate_limit_seconds("60:transaction;session:organization") == 0); /* not our events */
+    CHECK(gw_sentry_rate_limit_seconds("60:transaction:org, 2:error;default:project:quota_exceeded") == 2);
+    CHECK(gw_sentry_rate_limit_seconds("5:error:project, 20:error;attachment:key") == 20); /* the longest wins */
+    CHECK(gw_sentry_rate_limit_seconds("1.5:error") == 1.5);
+    CHECK(gw_sentry_rate_limit_seconds("metric_bucket:x, :error, abc:error, -3:error,") == 0); /* malformed: ignored */
+    CHECK(gw_sentry_rate_limit_seconds("") == 0);
+    CHECK(gw_sentry_rate_limit_seconds("errors:error") == 0);
+    CHECK(gw_sentry_rate_limit_seconds("99999999:error") == 86400); /* capped */
+    CHECK(gw_sentry_rate_limit_seconds("10:errorx;xerror:project") == 0);
+    /* Retry-After: seconds or an HTTP date; 60 when absent or unreadable */
+    CHECK(gw_sentry_retry_after_seconds("7", 0) == 7);
+    CHECK(gw_sentry_retry_after_seconds(" 2.5 ", 0) == 2.5);
+    CHECK(gw_sentry_retry_after_seconds(NULL, 0) == 60);
+    CHECK(gw_sentry_retry_after_seconds("soon", 0) == 60);
+    CHECK(gw_sentry_retry_after_seconds("0", 0) == 60);
+    CHECK(gw_sentry_retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412450) == 30);
+    CHECK(gw_sentry_retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412600) == 0); /* already past */
+    CHECK(!gw_sentry_limited(NULL));
+}
+
 int main(void)
 {
     gw_log_init(GW_LOG_ERROR, false);
     test_dsn();
     test_envelope();
     test_create();
+    test_rate_limits();
     gw_log_dispose();
     return check_report();
 }

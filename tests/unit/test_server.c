@@ -706,6 +706,39 @@ static void *timeout_client_main(void *arg)
     return NULL;
 }
 
+/* HTTP_MAX_CONNECTIONS = 4: a fifth connection closes the oldest idle one; when all are busy it is refused. */
+static void *cap_client_main(void *arg)
+{
+    resp_t r;
+    cconn_t *c[6];
+    for (int i = 0; i < 4; i++) {
+        c[i] = cconnect();
+        sleep_ms(20); /* accepted in this order */
+    }
+    CHECK_INT(request(c[1], "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 0); /* served, now idle again */
+    rfree(&r);
+    c[4] = cconnect();
+    CHECK(sees_eof(c[0])); /* the oldest idle one made room */
+    CHECK_INT(request(c[4], "GET /health HTTP/1.1\r\nHost: t\r\n\r\n", &r), 0);
+    CHECK_INT(r.status, 200);
+    rfree(&r);
+    for (int i = 1; i < 5; i++) /* half a request each: busy */
+        csend_str(c[i], "GET /health HTTP/1.1\r\n");
+    sleep_ms(50);
+    c[5] = cconnect();
+    double t0 = now_ms();
+    CHECK(sees_eof(c[5])); /* refused: closed unanswered, at once */
+    CHECK(now_ms() - t0 < 1000);
+    CHECK_INT(request(c[1], "Host: t\r\n\r\n", &r), 0); /* the busy ones were left alone */
+    CHECK_INT(r.status, 200);
+    rfree(&r);
+    for (int i = 0; i < 6; i++)
+        cclose(c[i]);
+    if (uv_async_send(&stop_async) != 0)
+        abort();
+    return NULL;
+}
+
 static void test_ct_equal(void)
 {
     CHECK(gw_http_ct_equal("secret-key", "secret-key"));
@@ -729,7 +762,7 @@ int main(void)
     test_ct_equal();
 
     CHECK_INT(uv_loop_init(&loop), 0);
-    gw_server_opts_t opts = {"127.0.0.1", 0, MAX_BODY, 0};
+    gw_server_opts_t opts = {"127.0.0.1", 0, MAX_BODY, 0, 0};
     server = gw_server_create(&loop, &opts);
     CHECK(server != NULL);
     if (server == NULL)
@@ -737,7 +770,7 @@ int main(void)
     port = gw_server_port(server);
     CHECK(port > 0);
 
-    gw_server_opts_t busy = {"127.0.0.1", port, 0, 0}, bad = {"not-an-ip", 0, 0, 0};
+    gw_server_opts_t busy = {"127.0.0.1", port, 0, 0, 0}, bad = {"not-an-ip", 0, 0, 0, 0};
     CHECK(gw_server_create(&loop, &busy) == NULL);
     CHECK(gw_server_create(&loop, &bad) == NULL);
 
@@ -778,7 +811,7 @@ int main(void)
     CHECK_INT(uv_loop_close(&loop), 0);
 
     CHECK_INT(uv_loop_init(&loop), 0);
-    gw_server_opts_t slow = {"127.0.0.1", 0, 0, 200};
+    gw_server_opts_t slow = {"127.0.0.1", 0, 0, 200, 0};
     CHECK((server = gw_server_create(&loop, &slow)) != NULL);
     if (server == NULL)
         return check_report();
@@ -790,6 +823,23 @@ int main(void)
     CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
     CHECK_INT(pthread_join(client, NULL), 0);
     CHECK_INT(gw_server_connections(server), 0);
+    gw_server_dispose(server);
+    CHECK_INT(uv_loop_close(&loop), 0);
+
+    CHECK_INT(uv_loop_init(&loop), 0);
+    gw_server_opts_t capped = {"127.0.0.1", 0, 0, 0, 4};
+    CHECK((server = gw_server_create(&loop, &capped)) != NULL);
+    if (server == NULL)
+        return check_report();
+    port = gw_server_port(server);
+    CHECK_INT(gw_server_max_connections(server), 4);
+    CHECK_INT(gw_server_route(server, "GET", "/health", h_health, NULL), 0);
+    CHECK_INT(uv_async_init(&loop, &stop_async, on_stop_async), 0);
+    CHECK_INT(pthread_create(&client, NULL, cap_client_main, NULL), 0);
+    CHECK_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CHECK_INT(pthread_join(client, NULL), 0);
+    CHECK_INT(gw_server_evicted(server), 1);
+    CHECK_INT(gw_server_refused(server), 1);
     gw_server_dispose(server);
     CHECK_INT(uv_loop_close(&loop), 0);
     gw_log_dispose();
