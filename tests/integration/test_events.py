@@ -203,6 +203,7 @@ try:
     holder.autocommit = True
     holder.cursor().execute("SELECT pg_advisory_lock(hashtext('glint_purge_jobs'))")
     check(db.one("SELECT glint_purge_jobs(1, 10)") == 0, "lock held elsewhere: purge deletes nothing")
+    holder.cursor().execute("SELECT pg_advisory_unlock(hashtext('glint_purge_jobs'))")  # close() alone releases later
     holder.close()
     check(db.one("SELECT glint_purge_jobs(1, 1)") == 1, "batch of 1 deletes 1")
     w = Worker(db, JOB_RETENTION_DAYS=1)
