@@ -338,6 +338,8 @@ static void retry_call(gw_run_t *run, uint64_t delay_ms, const char *why)
 
 static void account_usage(gw_run_t *run, const gw_gemini_reply_t *rep)
 {
+    gw_usage_t call = {(long)rep->prompt_tokens, (long)rep->candidates_tokens, (long)rep->thoughts_tokens};
+    gw_governor_settle(run->app->governor, model_for(run), run->gov_est, &call); /* GOVERNOR HOOK: real usage, cost metric */
     run->usage.prompt_tokens += rep->prompt_tokens;
     run->usage.output_tokens += rep->candidates_tokens;
     run->usage.thoughts_tokens += rep->thoughts_tokens;
@@ -444,6 +446,10 @@ static void on_gemini(gw_fetch_t *req, void *data)
     run->req = NULL;
     gw_metrics_gemini_call(status);
     gw_gemini_classify_http(status, body, gw_fetch_curlcode(req), &e);
+    if (!e.ok) /* GOVERNOR HOOK: no usage to count; a 429 with retryDelay pauses the model for every worker */
+        gw_governor_settle(run->app->governor, model_for(run), run->gov_est, NULL);
+    if (status == 429 && e.transient && e.retry_after_ms > 0)
+        gw_governor_pause(run->app->governor, model_for(run), e.retry_after_ms);
     if (e.ok) {
         handle_reply(run, body, len);
     } else if (media_refused(run, status)) {
@@ -456,13 +462,15 @@ static void on_gemini(gw_fetch_t *req, void *data)
     gw_fetch_free(req);
 }
 
-static void call_gemini(gw_run_t *run)
+/* GOVERNOR HOOK: the call's turn came (handlers/governor.c): send the body call_gemini() prepared. */
+static void send_gemini(void *data)
 {
+    gw_run_t *run = data;
     gw_settings_t *cfg = run->app->cfg;
-    json_t *body = build_body(run);
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = run->gov_body;
     char *url = gw_gemini_generate_url(cfg->gemini_base_url, model_for(run));
-    json_decref(body);
+    run->gov = NULL;
+    run->gov_body = NULL;
     run->req = gw_fetch_new(run->app->fetcher, "POST", url);
     gw_fetch_header(run->req, "Content-Type", "application/json");
     gw_fetch_header(run->req, "x-goog-api-key", cfg->gemini_api_key ? cfg->gemini_api_key : "");
@@ -474,6 +482,40 @@ static void call_gemini(gw_run_t *run)
     if (gw_fetch_start(run->req, on_gemini, run) != 0) {
         gw_fetch_cancel(run->req);
         run->req = NULL;
+        gw_governor_settle(run->app->governor, model_for(run), run->gov_est, NULL); /* GOVERNOR HOOK: nothing was spent */
         gw_run_fail(run, "gemini_unavailable", "Could not reach the analysis service", true, 0);
     }
+}
+
+/* Tokens the next call is expected to use (gw_gov_estimate_tokens): the body, the media part, the output budget. */
+static int64_t estimate_tokens(gw_run_t *run, size_t body_len)
+{
+    gw_gemini_opts_t o;
+    gw_gemini_opts_init(&o, run->job->deep);
+    gw_gov_media_t media = GW_GOV_MEDIA_NONE;
+    bool has_media = run->chunk < run->nchunks && (run->youtube_source || run->file_uri != NULL); /* not the merge */
+    const char *res = run->job->deep ? media_resolution(run->app->cfg) : NULL;
+    if (has_media && run->file_mime != NULL && strncmp(run->file_mime, "audio/", 6) == 0 && !run->youtube_source)
+        media = GW_GOV_MEDIA_AUDIO;
+    else if (has_media)
+        media = res != NULL && strcmp(res, "MEDIA_RESOLUTION_LOW") == 0 ? GW_GOV_MEDIA_VIDEO_LOW : GW_GOV_MEDIA_VIDEO;
+    double seconds = run->clip_len > 0 ? run->clip_len : run->meta.duration;
+    return gw_gov_estimate_tokens(body_len, media, seconds, run->big_budget ? BIG_OUTPUT_TOKENS : o.max_output_tokens);
+}
+
+/* GOVERNOR HOOK: builds the request now and queues it for its turn under GEMINI_RPM/GEMINI_TPM; send_gemini() sends it
+ * (at once without a governor: the test binary). */
+static void call_gemini(gw_run_t *run)
+{
+    json_t *body = build_body(run);
+    free(run->gov_body);
+    run->gov_body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (run->gov_body == NULL)
+        abort();
+    run->gov_est = estimate_tokens(run, strlen(run->gov_body));
+    if (run->app->governor == NULL)
+        send_gemini(run);
+    else
+        run->gov = gw_governor_acquire(run->app->governor, model_for(run), run->gov_est, send_gemini, run);
 }

@@ -310,8 +310,9 @@ const char gw_api_job_sql[] =
     " 'run_after', CASE WHEN j.status = 'PENDING' THEN j.run_after END,"
     " 'result', CASE WHEN j.status = 'COMPLETED' THEN r.result END,"
     " 'model', r.model, 'usage', CASE WHEN r.job_id IS NULL THEN NULL ELSE json_build_object('prompt_tokens',"
-    " r.prompt_tokens, 'output_tokens', r.output_tokens, 'thoughts_tokens', r.thoughts_tokens) END,"
-    " 'timings', r.timings)::text"
+    " r.prompt_tokens, 'output_tokens', r.output_tokens, 'thoughts_tokens', r.thoughts_tokens,"
+    " 'cost_usd', r.timings->'cost_usd') END," /* the pipeline records the estimated cost with its timings */
+    " 'timings', r.timings - 'cost_usd')::text"
     " FROM analysis_jobs j LEFT JOIN analysis_results r ON r.job_id = j.id WHERE j.id = $1";
 
 static void on_job_row(PGresult *res, const char *error, void *data)

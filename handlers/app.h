@@ -17,6 +17,7 @@ typedef struct st_gw_app_t {
     gw_fetcher_t *fetcher;
     gw_sentry_t *sentry;                   /* NULL unless SENTRY_DSN is set */
     struct st_gw_modelcheck_t *modelcheck; /* NULL when no model is needed (local analyzer) */
+    struct st_gw_governor_t *governor;     /* the shared Gemini quota (handlers/governor.h); NULL in the test binary */
     uint64_t started_at_ms;
     bool draining; /* SIGTERM seen: not claiming */
     void *pipeline_ctx;

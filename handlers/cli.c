@@ -205,6 +205,9 @@ static void print_human(json_t *j)
     json_t *res = json_object_get(j, "result");
     if (json_is_object(res)) {
         print_field("model", json_object_get(j, "model"));
+        json_t *cost = json_object_get(json_object_get(j, "usage"), "cost_usd");
+        if (json_is_number(cost)) /* GEMINI_PRICES x usageMetadata (docs/gemini-quota.md) */
+            printf("%-10s $%.6f (estimated)\n", "cost", json_number_value(cost));
         print_field("title", json_object_get(res, "title"));
         print_field("summary", json_object_get(res, "summary"));
         size_t i;

@@ -126,6 +126,7 @@ static void run_closed(uv_handle_t *h)
     free(run->path);
     free(run->file_name);
     free(run->file_uri);
+    free(run->gov_body);
     free(run);
 }
 
@@ -165,6 +166,8 @@ static void conclude(gw_run_t *run, gw_outcome_t o)
     run->outcome = o;
     gw_run_set_state(run, GW_RUN_CLEANUP);
     uv_timer_stop(&run->timer);
+    gw_governor_cancel(run->gov); /* GOVERNOR HOOK: a call still waiting for its turn is not made */
+    run->gov = NULL;
     if (run->req != NULL)
         gw_fetch_cancel(run->req);
     run->req = NULL;
@@ -200,6 +203,11 @@ void gw_run_complete(gw_run_t *run, json_t *result)
         json_object_set_new(run->timings, "video_segments", json_integer((json_int_t)run->nchunks));
     if (run->job->deep)
         json_object_set_new(run->timings, "video_source", json_string(run->youtube_source ? "youtube_url" : "upload"));
+    double usd; /* GOVERNOR HOOK: the job's estimated cost (the API shows it as usage.cost_usd) */
+    const gw_settings_t *cfg = run->app->cfg;
+    if (!run->local_analyzer && strcmp(run->model_version, GW_LOCAL_MODEL) != 0 &&
+        gw_governor_cost(run->app->governor, run->job->deep ? cfg->gemini_pro_model : cfg->gemini_flash_model, &run->usage, &usd))
+        json_object_set_new(run->timings, "cost_usd", json_real(usd));
     run->result = result;
     conclude(run, GW_OUT_COMPLETE);
 }

@@ -16,6 +16,7 @@
  * This header is the interface between job.c and its stage files; the daemon sees only gw_pipeline_init (app.h). */
 #include "handlers/app.h"
 #include "handlers/gemini.h"
+#include "handlers/governor.h"
 #include "handlers/localmedia.h"
 #include "handlers/upload.h"
 #include "handlers/video.h"
@@ -76,7 +77,10 @@ struct st_gw_run_t {
     /* in flight: cleanup waits until all are back */
     gw_proc_t *proc[GW_PROC_NSLOTS];
     gw_run_proc_cb proc_next[GW_PROC_NSLOTS];
-    gw_fetch_t *req; /* Gemini call or the remote DELETE */
+    gw_fetch_t *req;      /* Gemini call or the remote DELETE */
+    gw_gov_ticket_t *gov; /* GOVERNOR HOOK: a Gemini call waiting for its turn (gov_body is sent then) */
+    char *gov_body;
+    int64_t gov_est; /* tokens the governor reserved for the call in flight */
     gw_upload_t *up;
     gw_work_t *work;
     unsigned pg_inflight;

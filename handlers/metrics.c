@@ -45,8 +45,8 @@ typedef struct st_hfamily_t {
     }
 
 static struct {
-    counter_t gemini[MAX_SERIES], tokens[8], retries[16], events[MAX_SERIES];
-    size_t ngemini, ntokens, nretries, nevents;
+    counter_t gemini[MAX_SERIES], tokens[8], retries[16], events[MAX_SERIES], costs[16];
+    size_t ngemini, ntokens, nretries, nevents, ncosts;
     hfamily_t stages, jobs, waits;
 } m = {.stages = FAMILY(stage_buckets), .jobs = FAMILY(job_buckets), .waits = FAMILY(wait_buckets)};
 
@@ -112,6 +112,13 @@ void gw_metrics_count(const char *name)
         c->value++;
 }
 
+void gw_metrics_cost(const char *model, double usd)
+{
+    counter_t *c = counter(m.costs, &m.ncosts, 16, model);
+    if (c != NULL && usd > 0)
+        c->value += usd;
+}
+
 static void observe(hfamily_t *f, const char *labels, double v)
 {
     histogram_t *h = NULL;
@@ -175,7 +182,8 @@ void gw_metrics_reset(void)
     memset(m.tokens, 0, sizeof(m.tokens));
     memset(m.retries, 0, sizeof(m.retries));
     memset(m.events, 0, sizeof(m.events));
-    m.ngemini = m.ntokens = m.nretries = m.nevents = 0;
+    memset(m.costs, 0, sizeof(m.costs));
+    m.ngemini = m.ntokens = m.nretries = m.nevents = m.ncosts = 0;
     m.stages.n = m.jobs.n = m.waits.n = 0;
 }
 
@@ -282,6 +290,9 @@ static void render_pipeline(gw_buf_t *b)
     render_counters(b, "glint_gemini_requests_total", "code", "Gemini HTTP calls by status code (0 = no answer).", m.gemini,
                     m.ngemini);
     render_counters(b, "glint_gemini_tokens_total", "kind", "Gemini tokens by kind.", m.tokens, m.ntokens);
+    metric(b, "glint_gemini_cost_usd_total", "counter", "Estimated Gemini cost in USD (usageMetadata x GEMINI_PRICES), by model.");
+    for (size_t i = 0; i < m.ncosts; i++)
+        gw_buf_printf(b, "glint_gemini_cost_usd_total{model=\"%s\"} %.6f\n", m.costs[i].name, m.costs[i].value);
     render_counters(b, "glint_retries_total", "what", "Retries by what was retried.", m.retries, m.nretries);
     render_counters(b, "glint_events_total", "event", "Notable pipeline events.", m.events, m.nevents);
     render_histogram(b, "glint_stage_duration_seconds",

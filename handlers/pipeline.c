@@ -4,6 +4,7 @@
  * binary's). */
 #include "handlers/app.h"
 #include "handlers/gemini.h"
+#include "handlers/governor.h"
 #include "handlers/job.h"
 #include "handlers/local_analyzer.h"
 #include "handlers/metrics.h"
@@ -38,6 +39,11 @@ int gw_pipeline_init(gw_app_t *app, gw_pipeline_t *out)
     out->start = start;
     out->abort = abort_job;
     out->ctx = pl;
+    char err[256]; /* GOVERNOR HOOK: the shared Gemini quota; NULL pg (`glint-worker analyze`) = local arithmetic only */
+    if ((app->governor = gw_governor_create(app->loop, app->pg, app->cfg, err, sizeof(err))) == NULL) {
+        gw_error("%s", err);
+        return -1;
+    }
     if (gw_analyzer_is_local(app->cfg->analyzer, app->cfg->gemini_api_key)) {
         gw_info("analyzer: local (local-extractive, no network)%s",
                 app->cfg->gemini_api_key && *app->cfg->gemini_api_key ? "" : ": GEMINI_API_KEY is not set");
@@ -58,6 +64,8 @@ void gw_pipeline_dispose(gw_app_t *app)
     pipeline_t *pl = app->pipeline_ctx;
     if (pl != NULL) {
         gw_sweeper_free(pl->sweeper);
+        gw_governor_free(app->governor); /* GOVERNOR HOOK */
+        app->governor = NULL;
         free(pl);
         app->pipeline_ctx = NULL;
     }

@@ -1,5 +1,11 @@
 #include "handlers/settings.h"
 
+/* Paid-tier list prices (ai.google.dev/gemini-api/docs/pricing, prompts up to 200k tokens); thinking is billed as output.
+ * Check them when a model or the price list changes: docs/gemini-quota.md. */
+#define GW_GEMINI_PRICES_DEFAULT                                                                                                   \
+    "gemini-3.6-flash=1.50/9.00/9.00,gemini-3.5-flash=1.50/9.00/9.00,gemini-flash-latest=1.50/9.00/9.00,"                          \
+    "gemini-3.1-pro-preview=2.00/12.00/12.00,gemini-pro-latest=2.00/12.00/12.00"
+
 /* Row builders. The _Generic term is 0 and only compiles when the field has the type the row's kind fills. */
 #define OFF(f, T) (offsetof(gw_settings_t, f) + _Generic(((gw_settings_t *)0)->f, T : 0))
 #define STR(n, d, f, h)                                                                                                            \
@@ -96,6 +102,16 @@ static const gw_config_var_t vars[] = {
         "how often the Gemini models are checked (models.get) while they pass; also the longest backoff while they fail"),
     LNG("MODEL_CHECK_RETRY_MS", "30000", 100, 3600000, model_check_retry_ms,
         "first recheck after a failed model check (claiming paused meanwhile); doubles up to MODEL_CHECK_INTERVAL_MS"),
+    /* Gemini quota governor and prices (handlers/governor.c, docs/gemini-quota.md) */
+    STR("GEMINI_RPM", "0", gemini_rpm,
+        "requests per minute per model, shared by every worker through the database: N for every model, or "
+        "model=N,... (0 = unlimited)"),
+    STR("GEMINI_TPM", "0", gemini_tpm,
+        "tokens (prompt + output + thinking) per minute per model, same syntax as GEMINI_RPM (0 = unlimited)"),
+    LNG("GEMINI_RPM_WINDOW_MS", "60000", 100, 3600000, gemini_rpm_window_ms,
+        "for tests only: the length of the GEMINI_RPM/GEMINI_TPM window (Gemini counts per minute)"),
+    STR("GEMINI_PRICES", GW_GEMINI_PRICES_DEFAULT, gemini_prices,
+        "USD per 1M tokens for the cost estimate: model=input/output/thinking,... (a model not listed has no cost)"),
 };
 
 const gw_config_table_t gw_settings_table = {vars, sizeof(vars) / sizeof(vars[0])};

@@ -53,6 +53,11 @@ typedef struct st_gw_settings_t {
     long http_max_connections;
     long model_check_interval_ms;
     long model_check_retry_ms;
+    /* Gemini quota governor and prices (handlers/governor.c) */
+    char *gemini_rpm;
+    char *gemini_tpm;
+    long gemini_rpm_window_ms;
+    char *gemini_prices;
 } gw_settings_t;
 
 /* The name the handlers used before the engine/settings split; `sed s/gw_config_t/gw_settings_t/` retires it. */

@@ -232,7 +232,7 @@ BEGIN
 END
 $$;
 
--- ---- access: sql/009's model, with the new functions ----
+-- ---- access: sql/009's model as sql/015 left it, with the new functions ----
 CREATE OR REPLACE FUNCTION glint_apply_access() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_schema text := current_schema();
@@ -244,11 +244,16 @@ DECLARE
         ['user_credits',       'SELECT',      'SELECT, INSERT, UPDATE',         ''],
         ['credit_ledger',      'SELECT',      'SELECT, INSERT',                 ''],
         ['glint_remote_files', '',            'SELECT',                         'SELECT, INSERT, DELETE'],
-        ['glint_migrations',   '',            '',                               '']];
+        ['glint_migrations',   '',            '',                               ''],
+        ['glint_gemini_budget', '',           '',                               '']]; -- 015: through the definer functions
     -- SECURITY DEFINER: they act on rows their caller may not touch, each guarded by status and locked_by
     v_definer CONSTANT text[] := ARRAY['glint_claim_jobs', 'glint_heartbeat', 'glint_set_stage', 'glint_release_jobs',
                                        'glint_complete_jobs', 'glint_fail_job', 'glint_cancel_job', 'glint_reap_expired',
-                                       'glint_reconcile_credits', 'glint_retry_job', 'glint_purge_jobs'];
+                                       'glint_reconcile_credits',
+                                       -- 015: the Gemini quota row of a model, reached by no role directly
+                                       'glint_gemini_admit', 'glint_gemini_settle', 'glint_gemini_pause',
+                                       -- 017: retry (charges through the ledger), retention (advisory lock)
+                                       'glint_retry_job', 'glint_purge_jobs'];
     v_worker_fns CONSTANT text[] := v_definer;
     v_service_fns CONSTANT text[] := ARRAY['glint_enqueue_job', 'glint_cancel_job', 'glint_credit_cost', 'glint_retry_job'];
     v_user_fns CONSTANT text[] := ARRAY['glint_credit_cost'];

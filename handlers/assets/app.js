@@ -193,6 +193,7 @@ function jobMeta(j) {
     ["video", j.video_url], ["attempts", j.attempts + "/" + j.max_attempts], ["credits", String(j.credits_charged)],
     ["created", when(j.created_at)], ["started", when(j.started_at)], ["finished", when(j.finished_at)]];
   if (j.model) rows.push(["model", j.model]);
+  if (j.usage && typeof j.usage.cost_usd === "number") rows.push(["cost", "$" + j.usage.cost_usd.toFixed(4) + " (estimated)"]);
   if (j.error) rows.push(["error", j.error.code + ": " + j.error.message]);
   return el("dl", { class: "meta" }, ...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v || "")]));
 }

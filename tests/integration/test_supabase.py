@@ -166,10 +166,11 @@ def attempts(table, uid, job):
         "credit_ledger": ("INSERT INTO credit_ledger (user_id, delta, reason) VALUES (%s, 1000, 'adjust')", (uid,)),
         "glint_remote_files": ("INSERT INTO glint_remote_files (job_id, display_name) VALUES (%s, 'probe')", (job,)),
         "glint_migrations": ("INSERT INTO glint_migrations (name) VALUES ('999_probe.sql')", ()),
+        "glint_gemini_budget": ("INSERT INTO glint_gemini_budget (model) VALUES ('probe-model')", ()),
     }[table]
     col = {"analysis_jobs": "status = 'COMPLETED'", "analysis_results": "model = 'x'", "user_credits": "balance = 1000000",
            "credit_ledger": "delta = 1000", "glint_remote_files": "file_name = 'x'",
-           "glint_migrations": "applied_at = now()"}[table]
+           "glint_migrations": "applied_at = now()", "glint_gemini_budget": "requests = 0"}[table]
     return {"SELECT": ("SELECT count(*) FROM %s" % table, ()), "INSERT": ins, "UPDATE": ("UPDATE %s SET %s" % (table, col), ()),
             "DELETE": ("DELETE FROM %s" % table, ())}
 

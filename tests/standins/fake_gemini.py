@@ -29,6 +29,10 @@ Faults, taken in list order, each for fault_count matching requests (omitted or 
     files:           never_active (stays PROCESSING) file_failed (ends FAILED) -- per uploaded file
     generate:        file_expired (a generateContent naming an uploaded file finds it gone: 403, file removed)
                      youtube_refused (a YouTube fileUri is refused with 400 INVALID_ARGUMENT)
+Requests-per-minute quota (off by default), like Gemini's per project and model: --rpm-limit N [--rpm-window-ms MS]
+(or {"rpm_limit": N, "rpm_window_ms": MS} on POST /_control). generateContent calls accepted in the last window are
+counted per model; one more is answered 429 RESOURCE_EXHAUSTED with a QuotaFailure (PerMinute) and a RetryInfo
+retryDelay saying when the oldest leaves the window. Stats: "rpm": {"limit", "window_ms", "accepted", "rejected"}.
 Uploads are streamed to disk, or only counted and hashed with "discard_uploads": true (--discard-uploads), so a
 200 MB upload never sits in memory.
 """
@@ -140,6 +144,7 @@ class State:
         self.chunk_delay_ms = 0
         self.set_faults([f for f in (args.faults or "").split(",") if f], args.fault_count)
         self.random_faults = {}
+        rpm_init(self, args)
         self.reset_stats()
 
     def set_faults(self, faults, count):
@@ -165,6 +170,7 @@ class State:
         self.violations = []
         self.faults_applied = {}
         self.bytes_received = 0
+        rpm_reset(self)
 
     def take_fault(self, kinds):
         """The first listed fault of these kinds still to be served, consumed; None when none."""
@@ -514,6 +520,74 @@ def quota_details(per_day, retry_delay):
             {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "35000s" if per_day else retry_delay}]
 
 
+# ---------------------------------------------------------------------------------------------
+# Requests-per-minute quota (--rpm-limit): a sliding window per model, as strict as any way Gemini may count
+# ---------------------------------------------------------------------------------------------
+
+def rpm_arguments(ap):
+    ap.add_argument("--rpm-limit", type=int, default=0, help="generateContent calls per window and model (0 = no limit)")
+    ap.add_argument("--rpm-window-ms", type=int, default=60000, help="the window of --rpm-limit (Gemini: one minute)")
+
+
+def rpm_init(state, args):
+    state.rpm_limit = max(0, getattr(args, "rpm_limit", 0) or 0)
+    state.rpm_window_ms = getattr(args, "rpm_window_ms", 60000) or 60000
+    state.rpm_log = {}  # model -> monotonic times of the calls accepted in the window
+
+
+def rpm_reset(state):
+    state.rpm_accepted = 0
+    state.rpm_rejected = 0
+    state.rpm_log = {}
+
+
+def rpm_control(state, cfg):
+    """Under state.lock: {"rpm_limit": N, "rpm_window_ms": MS} from POST /_control."""
+    if "rpm_limit" in cfg:
+        state.rpm_limit = max(0, int(cfg["rpm_limit"]))
+    if "rpm_window_ms" in cfg:
+        if int(cfg["rpm_window_ms"]) <= 0:
+            raise ValueError("rpm_window_ms must be positive")
+        state.rpm_window_ms = int(cfg["rpm_window_ms"])
+
+
+def rpm_stats(state):
+    """Under state.lock."""
+    return {"limit": state.rpm_limit, "window_ms": state.rpm_window_ms, "accepted": state.rpm_accepted,
+            "rejected": state.rpm_rejected}
+
+
+def rpm_admit(state, model):
+    """Counts one generateContent call against the model's window, or raises Gemini's per-minute 429."""
+    with state.lock:
+        if state.rpm_limit <= 0:
+            return
+        now, window = time.monotonic(), state.rpm_window_ms / 1000.0
+        log = [t for t in state.rpm_log.get(model, []) if t > now - window]
+        if len(log) < state.rpm_limit:
+            log.append(now)
+            state.rpm_log[model] = log
+            state.rpm_accepted += 1
+            return
+        state.rpm_log[model] = log
+        state.rpm_rejected += 1
+        retry = max(0.001, log[0] + window - now)
+        limit = state.rpm_limit
+    delay = ("%.3f" % (int(retry * 1000 + 0.999) / 1000.0)).rstrip("0").rstrip(".") + "s"
+    details = [{"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_paid_tier_requests",
+                                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+                                "quotaDimensions": {"location": "global", "model": model},
+                                "quotaValue": str(limit)}]},
+               {"@type": "type.googleapis.com/google.rpc.Help",
+                "links": [{"description": "Learn more about Gemini API quotas",
+                           "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+               {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]
+    raise ApiError(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota, please check your plan and billing "
+                   "details. For more information on this error, head to: "
+                   "https://ai.google.dev/gemini-api/docs/rate-limits.", details)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "scaffolding on HTTPServer2"
@@ -724,6 +798,7 @@ class Handler(BaseHTTPRequestHandler):
                            "for generateContent. Call ListModels to see the list of available models and their "
                            "supported methods." % model)
         validate_generate(body, self.st)
+        rpm_admit(self.st, model)
         self.delay()
         fault = self.st.take_fault(GENERATE_FAULTS)
         if fault in ("429_retry", "429_day"):
@@ -1002,6 +1077,7 @@ class Handler(BaseHTTPRequestHandler):
                         st.discard_uploads = bool(cfg["discard_uploads"])
                     if "retry_delay" in cfg:
                         st.retry_delay = str(cfg["retry_delay"])
+                    rpm_control(st, cfg)
                     for m in cfg.get("models", []):
                         if m not in st.models:
                             st.models.append(m)
@@ -1024,6 +1100,7 @@ class Handler(BaseHTTPRequestHandler):
                 stats = {"requests": dict(st.requests), "last": dict(st.last),
                          "generate_bodies": list(st.generate_bodies), "violations": list(st.violations),
                          "faults_applied": dict(st.faults_applied), "bytes_received": st.bytes_received,
+                         "rpm": rpm_stats(st),
                          "config": self.config_json_locked()}
             return self.send_json(200, stats)
         if method == "GET" and path == "/_control/files":
@@ -1078,6 +1155,7 @@ def main():
     ap.add_argument("--upload-granularity", type=int, default=8 * 1024 * 1024)
     ap.add_argument("--discard-uploads", action="store_true", help="count and hash upload bytes, keep none")
     ap.add_argument("--verbose", action="store_true")
+    rpm_arguments(ap)
     args = ap.parse_args()
 
     try:

@@ -34,12 +34,13 @@ TABLES = {
         "glint_worker": {"SELECT": "", "INSERT": "", "UPDATE": "file_name only", "DELETE": ""},
     },
     "glint_migrations": {},
+    "glint_gemini_budget": {},  # sql/015: the worker only through glint_gemini_admit/settle/pause
 }
 
 # function -> roles with EXECUTE, and whether it runs as its owner (SECURITY DEFINER)
 WORKER_FUNCTIONS = ("glint_claim_jobs", "glint_heartbeat", "glint_set_stage", "glint_release_jobs", "glint_complete_jobs",
-                    "glint_fail_job", "glint_cancel_job", "glint_reap_expired", "glint_reconcile_credits", "glint_retry_job",
-                    "glint_purge_jobs")
+                    "glint_fail_job", "glint_cancel_job", "glint_reap_expired", "glint_reconcile_credits",
+                    "glint_gemini_admit", "glint_gemini_settle", "glint_gemini_pause", "glint_retry_job", "glint_purge_jobs")
 FUNCTIONS = {name: {"roles": {"glint_worker"}, "definer": True} for name in WORKER_FUNCTIONS}
 FUNCTIONS["glint_cancel_job"]["roles"] = {"glint_worker", "service_role"}
 FUNCTIONS["glint_retry_job"]["roles"] = {"glint_worker", "service_role"}
@@ -54,6 +55,7 @@ FUNCTIONS.update({
     "glint_refuse_job_insert": {"roles": set(), "definer": False},
     "glint_worker_function": {"roles": set(), "definer": False},
     "glint_apply_access": {"roles": set(), "definer": False},
+    "glint_gemini_ms_until": {"roles": set(), "definer": False},
 })
 
 DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "supabase.md")
@@ -71,7 +73,7 @@ def render():
             cells.append(", ".join(op + (" (%s)" % ops[op] if ops[op] else "") for op in OPS if op in ops) or "—")
         out.append("| `%s` | %s |" % (t, " | ".join(cells)))
     out += ["", "Functions (EXECUTE; definer = runs as the owner with a pinned `search_path`, guarded by the job's status"
-            " and `locked_by`):", "", "| function | definer | " + " | ".join("`%s`" % r for r in ROLES) + " |",
+            " and `locked_by`; the `glint_gemini_*` ones touch only a model's quota row, docs/gemini-quota.md):", "", "| function | definer | " + " | ".join("`%s`" % r for r in ROLES) + " |",
             "|---|---|" + "---|" * len(ROLES)]
     for f in sorted(FUNCTIONS):
         d = FUNCTIONS[f]
