@@ -4,6 +4,7 @@
 #include "handlers/job.h"
 #include "handlers/local_analyzer.h"
 #include "handlers/metrics.h"
+#include "handlers/modelcheck.h"
 #include "handlers/remote.h"
 #include "handlers/result.h"
 #include "reactor/backoff.h"
@@ -15,7 +16,9 @@
 
 #define GEMINI_RESPONSE_CAP (8u << 20)
 #define BIG_OUTPUT_TOKENS 65536
-#define SCENE_ERR_CAP (16u << 20) /* ffmpeg's showinfo prints one line per detected change */
+#define SCENE_ERR_CAP (16u << 20)  /* ffmpeg's showinfo prints one line per detected change */
+#define GEMINI_AUTH_HOLD_MS 10000  /* claims held after Gemini refused the key, until the model check's verdict */
+#define GEMINI_AUTH_DEFER_MS 30000 /* the refused job's wait before it may be claimed again */
 
 static void call_gemini(gw_run_t *run);
 
@@ -61,6 +64,10 @@ static void on_local_done(gw_run_t *run, void *arg)
     }
     snprintf(run->model_version, sizeof(run->model_version), "%s", GW_LOCAL_MODEL);
     run->nchunks = 1;
+    if (run->language[0] != '\0') /* extractive: it quotes the transcript and cannot translate; the job still completes */
+        json_object_set_new(run->timings, "language",
+                            json_pack("{s:s, s:b, s:s}", "requested", run->language, "applied", 0, "note",
+                                      "the local analyzer cannot translate: the analysis is in the transcript's language"));
     gw_run_complete(run, r);
 }
 
@@ -261,9 +268,10 @@ static json_t *build_body(gw_run_t *run)
     gw_gemini_opts_t o;
     gw_gemini_opts_init(&o, run->job->deep);
     o.thinking_level = cfg->thinking_level;
-    o.media_resolution = run->job->deep ? media_resolution(cfg) : NULL;
+    o.media_resolution = run->job->deep ? media_resolution(cfg) : run->bot_fallback ? "MEDIA_RESOLUTION_LOW" : NULL;
     o.file_uri = run->youtube_source ? run->url : run->file_uri;
     o.file_mime = run->youtube_source ? "video/*" : run->file_mime;
+    o.language = run->language[0] != '\0' ? run->language : NULL;
     if (run->big_budget)
         o.max_output_tokens = BIG_OUTPUT_TOKENS;
     if (run->chunk == run->nchunks) /* reduce */
@@ -409,6 +417,11 @@ static bool media_refused(gw_run_t *run, long status)
 {
     if (status != 400 && status != 403 && status != 404)
         return false;
+    if (run->youtube_source && run->bot_fallback) { /* nothing to upload: yt-dlp was refused too */
+        gw_job_log(GW_LOG_WARN, run->job->id, "gemini refused the YouTube URL (HTTP %ld) after YouTube's bot check", status);
+        gw_run_fail(run, "bot_check", "YouTube refused the worker and the video could not be analysed from its link", true, 0);
+        return true;
+    }
     if (run->youtube_source) {
         gw_job_log(GW_LOG_WARN, run->job->id, "gemini refused the YouTube URL (HTTP %ld); uploading the video instead", status);
         run->youtube_source = false;
@@ -436,6 +449,23 @@ static bool media_refused(gw_run_t *run, long status)
     return false;
 }
 
+/* Gemini refused the worker's key (401/403): the operator's trouble, and every job would fail the same way. The job
+ * goes back to PENDING (attempt not counted; error code gemini_auth stays for the log), claiming is held at once and the
+ * model check asked again: its verdict (FAILED: a refused key) pauses claiming until the key works, as at start. One
+ * ERROR line (one Sentry event) per hold, not per job. */
+static void gemini_auth_refused(gw_run_t *run, long status)
+{
+    gw_queue_t *q = run->job->queue;
+    if (!gw_queue_claims_held(q))
+        gw_job_log(GW_LOG_ERROR, run->job->id, "gemini refused the API key (HTTP %ld): jobs go back to the queue, claiming paused",
+                   status);
+    gw_metrics_count("gemini_auth_deferred");
+    gw_queue_hold_claims(q, GEMINI_AUTH_HOLD_MS);
+    gw_modelcheck_recheck(run->app->modelcheck);
+    gw_run_defer(run, "gemini_auth", "The analysis service refused the worker's API key; the job waits for the operator's fix.",
+                 GEMINI_AUTH_DEFER_MS);
+}
+
 static void on_gemini(gw_fetch_t *req, void *data)
 {
     gw_run_t *run = data;
@@ -454,6 +484,8 @@ static void on_gemini(gw_fetch_t *req, void *data)
         handle_reply(run, body, len);
     } else if (media_refused(run, status)) {
         /* handled: falls back to (re-)uploading */
+    } else if (strcmp(e.error_code, "gemini_auth") == 0) {
+        gemini_auth_refused(run, status);
     } else if (e.transient && run->attempt < (unsigned)run->app->cfg->gemini_max_retries) {
         retry_call(run, gw_backoff_ms(run->attempt + 1, 1000, 60000, e.retry_after_ms), e.error_code);
     } else {

@@ -1,4 +1,6 @@
 #include "handlers/api.h"
+#include "handlers/breaker.h"
+#include "handlers/history.h"
 #include "handlers/metrics.h"
 #include "handlers/modelcheck.h"
 #include "reactor/embed.h"
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 bool gw_api_valid_uuid(const char *s)
@@ -74,6 +77,7 @@ static void on_health(gw_http_req_t *r, void *data)
                   up ? "connected" : "unreachable", "draining", app->draining, "worker_id", gw_queue_worker_id(app->queue),
                   "version", GW_VERSION, "uptime_s", (json_int_t)((uv_hrtime() / 1000000 - app->started_at_ms) / 1000),
                   "queue_depth", (json_int_t)st->queue_depth, "oldest_pending_s", st->oldest_pending_s);
+    json_object_set_new(o, "ytdlp_breaker", gw_breaker_json(uv_now(app->loop)));
     char *s = json_dumps(o, JSON_COMPACT);
     gw_http_respond_json(r, up ? 200 : 503, s);
     free(s);
@@ -112,6 +116,8 @@ static void on_readyz(gw_http_req_t *r, void *data)
                           "model_check", gw_modelcheck_state_name(mc), "not_ready", failing);
     if (problem != NULL && *problem != '\0')
         json_object_set_new(json_object_get(o, "checks"), "model_problem", json_string(problem));
+    /* informational: an open breaker holds back YouTube fetches only, so it does not make the worker unready */
+    json_object_set_new(json_object_get(o, "checks"), "ytdlp_breaker", gw_breaker_json(uv_now(app->loop)));
     char *s = json_dumps(o, JSON_COMPACT);
     gw_http_respond_json(r, ready ? 200 : 503, s);
     free(s);
@@ -299,11 +305,27 @@ static void on_job_list(gw_http_req_t *r, void *data)
     gw_pg_query(app->pg, "gw_api_list", list_sql, 4, params, 0, on_list_rows, r);
 }
 
+/* ---- GET /worker/history: the dashboard's last hour, from memory (this process only; no query) ---- */
+
+static void on_history(gw_http_req_t *r, void *data)
+{
+    gw_app_t *app = data;
+    if (!authorized(app, r))
+        return;
+    json_t *o = gw_history_json(gw_history(), (int64_t)time(NULL));
+    json_object_set_new(o, "worker_id", json_string(gw_queue_worker_id(app->queue)));
+    char *s = json_dumps(o, JSON_COMPACT);
+    gw_http_respond_json(r, 200, s);
+    free(s);
+    json_decref(o);
+}
+
 /* ---- GET /worker/jobs/{id} ---- */
 
 const char gw_api_job_sql[] =
     "SELECT json_build_object('id', j.id, 'user_id', j.user_id, 'video_url', j.video_url, 'mode', j.mode,"
-    " 'status', j.status, 'stage', j.stage, 'priority', j.priority, 'attempts', j.attempts, 'max_attempts', j.max_attempts,"
+    " 'language', j.language, 'status', j.status, 'stage', j.stage, 'priority', j.priority, 'attempts', j.attempts,"
+    " 'max_attempts', j.max_attempts,"
     " 'credits_charged', j.credits_charged, 'error', CASE WHEN j.error_code IS NULL THEN NULL"
     " ELSE json_build_object('code', j.error_code, 'message', j.error_message) END,"
     " 'created_at', j.created_at, 'started_at', j.started_at, 'finished_at', j.finished_at, 'updated_at', j.updated_at,"
@@ -312,7 +334,7 @@ const char gw_api_job_sql[] =
     " 'model', r.model, 'usage', CASE WHEN r.job_id IS NULL THEN NULL ELSE json_build_object('prompt_tokens',"
     " r.prompt_tokens, 'output_tokens', r.output_tokens, 'thoughts_tokens', r.thoughts_tokens,"
     " 'cost_usd', r.timings->'cost_usd') END," /* the pipeline records the estimated cost with its timings */
-    " 'timings', r.timings - 'cost_usd')::text"
+    " 'timings', r.timings - 'cost_usd', 'reused_from', r.reused_from)::text"
     " FROM analysis_jobs j LEFT JOIN analysis_results r ON r.job_id = j.id WHERE j.id = $1";
 
 static void on_job_row(PGresult *res, const char *error, void *data)
@@ -429,6 +451,7 @@ void gw_api_register(gw_app_t *app)
     gw_server_route(app->server, "GET", "/readyz", on_readyz, app);
     gw_server_route(app->server, "GET", "/metrics", on_metrics, app);
     gw_server_route(app->server, "GET", "/worker/jobs", on_job_list, app);
+    gw_server_route(app->server, "GET", "/worker/history", on_history, app);
     gw_server_route(app->server, "GET", "/worker/jobs/*", on_job_get, app);
     gw_server_route(app->server, "POST", "/worker/jobs/*/cancel", on_job_cancel, app);
     gw_server_route(app->server, "POST", "/worker/jobs/*/retry", on_job_retry, app);

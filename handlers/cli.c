@@ -32,6 +32,8 @@ static int parse_option(const gw_cli_command_t *cmd, int argc, char **argv, int 
         a->user = argv[++*i];
     } else if ((cmd->options & GW_CLI_OPT_PRIORITY) && strcmp(s, "--priority") == 0 && has_value) {
         a->priority = argv[++*i];
+    } else if ((cmd->options & GW_CLI_OPT_LANGUAGE) && strcmp(s, "--language") == 0 && has_value) {
+        a->language = argv[++*i];
     } else if ((cmd->options & GW_CLI_OPT_JSON) && strcmp(s, "--json") == 0) {
         a->json = true;
     } else {
@@ -160,9 +162,10 @@ static int enqueue(gw_settings_t *cfg, const gw_cli_args_t *args)
     PGconn *c = connect_db(cfg, "enqueue");
     if (c == NULL)
         return 1;
-    const char *params[] = {a.user, a.positional, a.mode, a.priority};
-    PGresult *res =
-        PQexecParams(c, "SELECT glint_enqueue_job($1::uuid, $2, $3, p_priority => $4::int)", 4, NULL, params, NULL, NULL, 0);
+    const char *params[] = {a.user, a.positional, a.mode, a.language, a.priority};
+    /* the database validates the tag (invalid_language); NULL = the transcript's language */
+    PGresult *res = PQexecParams(c, "SELECT glint_enqueue_job($1::uuid, $2, $3, p_language => $4, p_priority => $5::int)", 5, NULL,
+                                 params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         printf("%s\n", PQgetvalue(res, 0, 0));
@@ -191,6 +194,7 @@ static void print_human(json_t *j)
     printf("%-10s %s (stage %s)\n", "status", json_string_value(json_object_get(j, "status")),
            json_is_string(json_object_get(j, "stage")) ? json_string_value(json_object_get(j, "stage")) : "-");
     print_field("mode", json_object_get(j, "mode"));
+    print_field("language", json_object_get(j, "language"));
     print_field("video", json_object_get(j, "video_url"));
     printf("%-10s %lld/%lld\n", "attempts", (long long)json_integer_value(json_object_get(j, "attempts")),
            (long long)json_integer_value(json_object_get(j, "max_attempts")));
@@ -322,7 +326,7 @@ static int analyze_run(gw_settings_t *cfg, const gw_cli_args_t *a)
     gw_pipeline_t pipeline;
     if (gw_pipeline_init(&an.app, &pipeline) != 0)
         return 1;
-    gw_queue_opts_t qo = {"analyze", 1, (unsigned)cfg->lease_seconds, (uint64_t)cfg->poll_interval_ms, NULL, 0};
+    gw_queue_opts_t qo = {"analyze", 1, (unsigned)cfg->lease_seconds, (uint64_t)cfg->poll_interval_ms, NULL, 0, NULL, 0, 0};
     an.app.queue = gw_queue_create(&loop, NULL, &qo, &pipeline);
     gw_queue_run_local(an.app.queue, a->positional, strcmp(a->mode, "deep") == 0, on_outcome, &an);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -408,15 +412,16 @@ static int retry(gw_settings_t *cfg, const gw_cli_args_t *a)
 
 const gw_cli_command_t gw_cli_enqueue = {
     "enqueue",
-    "URL [--mode standard|deep] [--user UUID] [--priority N]",
+    "URL [--mode standard|deep] [--user UUID] [--language TAG] [--priority N]",
     "charge the user and enqueue a job; prints its id",
-    "  --mode MODE  standard (the default; 1 credit) or deep (15 credits per started 5 minutes)\n"
-    "  --deep       the same as --mode deep\n"
-    "  --user UUID  the user charged (default " NIL_USER ")\n"
-    "  --priority N claimed before every PENDING job of a lower priority (default 0; -32768 to 32767)\n\n"
+    "  --mode MODE      standard (the default; 1 credit) or deep (15 credits per started 5 minutes)\n"
+    "  --deep           the same as --mode deep\n"
+    "  --user UUID      the user charged (default " NIL_USER ")\n"
+    "  --language TAG   write the analysis in this language (BCP-47: de, pt-BR, zh-Hant); default the transcript's\n"
+    "  --priority N     claimed before every PENDING job of a lower priority (default 0; -32768 to 32767)\n\n"
     "The URL is checked as the worker will check it (ALLOWED_VIDEO_HOSTS) before anything is charged.\n",
     "URL",
-    GW_CLI_OPT_MODE | GW_CLI_OPT_USER | GW_CLI_OPT_PRIORITY,
+    GW_CLI_OPT_MODE | GW_CLI_OPT_USER | GW_CLI_OPT_LANGUAGE | GW_CLI_OPT_PRIORITY,
     GW_SETTINGS_NEED_DB,
     enqueue,
 };

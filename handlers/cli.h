@@ -10,16 +10,18 @@
 #include <stdio.h>
 
 /* Options a command accepts. */
-#define GW_CLI_OPT_MODE 0x1u     /* --mode standard|deep (and --deep) */
-#define GW_CLI_OPT_USER 0x2u     /* --user UUID */
-#define GW_CLI_OPT_JSON 0x4u     /* --json */
-#define GW_CLI_OPT_PRIORITY 0x8u /* --priority N */
+#define GW_CLI_OPT_MODE 0x1u      /* --mode standard|deep (and --deep) */
+#define GW_CLI_OPT_USER 0x2u      /* --user UUID */
+#define GW_CLI_OPT_JSON 0x4u      /* --json */
+#define GW_CLI_OPT_LANGUAGE 0x8u  /* --language TAG */
+#define GW_CLI_OPT_PRIORITY 0x10u /* --priority N */
 
 typedef struct st_gw_cli_args_t {
     const char *positional; /* the URL or job id */
     const char *mode;       /* "standard" unless --mode */
     const char *user;       /* NULL unless --user */
     const char *priority;   /* "0" unless --priority */
+    const char *language;   /* NULL unless --language: the analysis's output language (BCP-47) */
     bool json;
 } gw_cli_args_t;
 

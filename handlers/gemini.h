@@ -30,7 +30,12 @@ typedef struct st_gw_gemini_opts_t {
     size_t part_count;            /* map step: number of parts */
     double clip_start_s;          /* clip_end_s > clip_start_s: videoMetadata {startOffset, endOffset} on the file part */
     double clip_end_s;
+    const char *language; /* BCP-47 tag the analysis is written in; NULL = the transcript's language */
 } gw_gemini_opts_t;
+
+/* The prompt's version, part of the result-reuse key (handlers/reuse.c): an analysis made under another version is never
+ * copied. Bump it whenever the prompts, the response schema or the result post-processing change what a job produces. */
+#define GW_PROMPT_VERSION 1
 
 /* Defaults: thinking "low", 8192 output tokens, MEDIA_RESOLUTION_LOW when deep. */
 void gw_gemini_opts_init(gw_gemini_opts_t *opts, bool deep);

@@ -8,6 +8,7 @@
 #include "handlers/metrics.h"
 #include "handlers/remote.h"
 #include "handlers/result.h"
+#include "handlers/reuse.h"
 #include "handlers/url.h"
 #include "handlers/ytdlp.h"
 #include "reactor/log.h"
@@ -48,6 +49,7 @@ const char *gw_run_state_name(gw_run_state_t s)
 }
 
 static void conclude(gw_run_t *run, gw_outcome_t o);
+static void drop_queued(gw_run_t *run);
 
 bool gw_run_strict(void)
 {
@@ -174,6 +176,7 @@ static void conclude(gw_run_t *run, gw_outcome_t o)
     gw_upload_cancel(run->up);
     run->up = NULL;
     gw_work_cancel(run->work); /* its done callback still comes back to settle() */
+    drop_queued(run);
     for (size_t i = 0; i < GW_PROC_NSLOTS; i++)
         if (run->proc[i] != NULL)
             gw_proc_kill(run->proc[i]); /* their callbacks come back to settle() */
@@ -191,6 +194,14 @@ void gw_run_fail(gw_run_t *run, const char *code, const char *message, bool tran
     snprintf(run->message, sizeof(run->message), "%s", message);
     run->retry_ms = transient ? gw_job_retry_delay_ms(run->job, floor_ms) : -1;
     conclude(run, GW_OUT_FAIL);
+}
+
+void gw_run_defer(gw_run_t *run, const char *code, const char *message, int64_t delay_ms)
+{
+    snprintf(run->code, sizeof(run->code), "%s", code);
+    snprintf(run->message, sizeof(run->message), "%s", message);
+    run->retry_ms = delay_ms;
+    conclude(run, GW_OUT_DEFER);
 }
 
 void gw_run_complete(gw_run_t *run, json_t *result)
@@ -212,6 +223,11 @@ void gw_run_complete(gw_run_t *run, json_t *result)
     conclude(run, GW_OUT_COMPLETE);
 }
 
+void gw_run_settled(gw_run_t *run, gw_outcome_t o)
+{
+    conclude(run, o);
+}
+
 static void report(gw_run_t *run)
 {
     gw_run_set_state(run, GW_RUN_DONE);
@@ -229,6 +245,10 @@ static void report(gw_run_t *run)
                         &run->usage, timings);
     } else if (run->outcome == GW_OUT_FAIL) {
         gw_job_fail(run->job, run->code, run->message, run->retry_ms);
+    } else if (run->outcome == GW_OUT_DEFER) {
+        gw_job_defer(run->job, run->code, run->message, run->retry_ms);
+    } else if (run->outcome == GW_OUT_REUSED || run->outcome == GW_OUT_WAITING) {
+        gw_job_settled(run->job, run->outcome == GW_OUT_REUSED);
     } else {
         gw_job_aborted(run->job);
     }
@@ -286,6 +306,9 @@ static void settle(gw_run_t *run)
 static void on_proc(gw_run_t *run, int slot, const gw_proc_result_t *r)
 {
     run->proc[slot] = NULL;
+    gw_pool_t *pool = run->proc_pool[slot];
+    run->proc_pool[slot] = NULL;
+    gw_pool_release(pool); /* may start other jobs' queued runs before this one goes on */
     if (run->state == GW_RUN_CLEANUP)
         settle(run);
     else
@@ -307,14 +330,98 @@ static void on_proc_ffmpeg(gw_proc_t *p, const gw_proc_result_t *r, void *data)
     on_proc(data, GW_PROC_FFMPEG, r);
 }
 
-void gw_run_spawn(gw_run_t *run, int slot, char **argv, uint64_t timeout_ms, size_t out_cap, size_t err_cap, gw_run_proc_cb next)
+/* ---- the subprocess pools ---- */
+
+static gw_pool_t pools[2]; /* [0] every short run, [1] downloads and scene detection */
+static bool pools_ready;
+
+static void on_pool_wait(const gw_pool_t *p, double seconds)
+{
+    gw_metrics_pool_wait(p == &pools[1] ? "media" : "main", seconds);
+}
+
+static unsigned pool_size(long configured, unsigned automatic)
+{
+    return configured < 0 ? 0 : configured == 0 ? automatic : (unsigned)configured; /* 0 = unlimited for the pool */
+}
+
+void gw_run_pools_init(const gw_settings_t *cfg)
+{
+    if (pools_ready)
+        return;
+    unsigned cpus = gw_pool_usable_cpus("/sys/fs/cgroup");
+    unsigned main_size = pool_size(cfg->max_subprocesses, 2 * cpus);
+    unsigned media_auto = main_size == 0 ? 0 : main_size / 2 > 0 ? main_size / 2 : 1;
+    gw_pool_init(&pools[0], main_size);
+    gw_pool_init(&pools[1], pool_size(cfg->max_media_subprocesses, media_auto));
+    pools[0].on_wait = pools[1].on_wait = on_pool_wait;
+    pools_ready = true;
+    gw_info("subprocess pool: %u at once (%s), media %u (%u usable CPUs)", pools[0].size, pools[0].size ? "limited" : "unlimited",
+            pools[1].size, cpus);
+}
+
+const gw_pool_t *gw_run_pool(bool media)
+{
+    return pools_ready ? &pools[media ? 1 : 0] : NULL;
+}
+
+/* Downloads and scene detection may run for minutes: their own pool, so they never hold up the short runs. */
+static gw_pool_t *pool_for(const gw_run_t *run, int slot)
+{
+    return slot == GW_PROC_DOWNLOAD || run->state == GW_RUN_SCENES ? &pools[1] : &pools[0];
+}
+
+static void spawn_now(gw_run_t *run, int slot)
 {
     static const gw_proc_cb trampolines[GW_PROC_NSLOTS] = {on_proc_main, on_proc_download, on_proc_ffmpeg};
-    gw_proc_opts_t o = {
-        (const char *const *)argv, run->scratch[0] ? run->scratch : NULL, NULL, timeout_ms, GW_RUN_KILL_GRACE_MS, out_cap, err_cap};
-    run->proc_next[slot] = next;
+    char **argv = run->proc_pending[slot].argv;
+    gw_proc_opts_t o = {(const char *const *)argv,
+                        run->scratch[0] ? run->scratch : NULL,
+                        NULL,
+                        run->proc_pending[slot].timeout_ms,
+                        GW_RUN_KILL_GRACE_MS,
+                        run->proc_pending[slot].out_cap,
+                        run->proc_pending[slot].err_cap};
+    run->proc_pending[slot].argv = NULL;
     run->proc[slot] = gw_proc_spawn(run->app->loop, &o, trampolines[slot], run);
     gw_argv_free(argv);
+}
+
+static void on_pool_granted(gw_pool_waiter_t *w, void *data)
+{
+    gw_run_t *run = data;
+    spawn_now(run, (int)(w - run->proc_wait));
+}
+
+/* A cleanup drops spawns still waiting for a slot: they leave the queue at once and never start. */
+static void drop_queued(gw_run_t *run)
+{
+    for (int i = 0; i < GW_PROC_NSLOTS; i++) {
+        if (!run->proc_wait[i].queued)
+            continue;
+        gw_pool_cancel(run->proc_pool[i], &run->proc_wait[i]);
+        run->proc_pool[i] = NULL;
+        gw_argv_free(run->proc_pending[i].argv);
+        run->proc_pending[i].argv = NULL;
+    }
+}
+
+void gw_run_spawn(gw_run_t *run, int slot, char **argv, uint64_t timeout_ms, size_t out_cap, size_t err_cap, gw_run_proc_cb next)
+{
+    if (run->state == GW_RUN_CLEANUP || run->state == GW_RUN_DONE) { /* refused transition: nothing new starts */
+        gw_argv_free(argv);
+        return;
+    }
+    if (!pools_ready)
+        gw_run_pools_init(run->app->cfg);
+    run->proc_next[slot] = next;
+    run->proc_pending[slot].argv = argv;
+    run->proc_pending[slot].timeout_ms = timeout_ms;
+    run->proc_pending[slot].out_cap = out_cap;
+    run->proc_pending[slot].err_cap = err_cap;
+    run->proc_pool[slot] = pool_for(run, slot);
+    if (gw_pool_acquire(run->proc_pool[slot], &run->proc_wait[slot], on_pool_granted, run))
+        spawn_now(run, slot);
 }
 
 typedef struct st_offload_t {
@@ -411,6 +518,8 @@ static bool intake(gw_run_t *run)
     return make_scratch(run);
 }
 
+static void begin_source(gw_run_t *run);
+
 void gw_run_start(gw_app_t *app, gw_job_t *job)
 {
     gw_run_t *run = calloc(1, sizeof(*run));
@@ -428,9 +537,22 @@ void gw_run_start(gw_app_t *app, gw_job_t *job)
         abort();
     if (!intake(run))
         return;
+    /* reuse another job's analysis, wait for one under way, or go on with the job's output language known */
+    if (gw_run_pg(run) != NULL)
+        gw_reuse_begin(run, begin_source);
+    else
+        begin_source(run);
+}
+
+/* The source stage, once intake (and the reuse check) let the job go on. */
+static void begin_source(gw_run_t *run)
+{
+    gw_app_t *app = run->app;
+    gw_job_t *job = run->job;
     if (job->deep)
         run->media = GW_MEDIA_VIDEO;
     if (run->source == GW_SOURCE_LOCAL) {
+        job->disk_reserved = 0; /* nothing is downloaded into WORK_DIR */
         gw_source_local_start(run);
         return;
     }

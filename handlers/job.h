@@ -20,6 +20,7 @@
 #include "handlers/localmedia.h"
 #include "handlers/upload.h"
 #include "handlers/video.h"
+#include "reactor/pool.h"
 #include "reactor/proc.h"
 #include "reactor/work.h"
 #include <limits.h>
@@ -58,6 +59,9 @@ typedef enum en_gw_outcome_t {
     GW_OUT_COMPLETE, /* result ready */
     GW_OUT_FAIL,     /* gw_job_fail with code/message/retry */
     GW_OUT_ABORT,    /* the queue asked us to stop: gw_job_aborted */
+    GW_OUT_DEFER,    /* cannot run now for a reason outside the job: gw_job_defer (attempt not counted) */
+    GW_OUT_REUSED,   /* the database completed it from another job's analysis (handlers/reuse.c): gw_job_settled */
+    GW_OUT_WAITING,  /* the database put it back to PENDING to wait for another job's analysis, or it was not ours */
 } gw_outcome_t;
 
 typedef struct st_gw_run_t gw_run_t;
@@ -77,6 +81,14 @@ struct st_gw_run_t {
     /* in flight: cleanup waits until all are back */
     gw_proc_t *proc[GW_PROC_NSLOTS];
     gw_run_proc_cb proc_next[GW_PROC_NSLOTS];
+    /* subprocess pool (reactor/pool.h): a spawn waits here for a slot; the slot is held until the proc ends */
+    gw_pool_waiter_t proc_wait[GW_PROC_NSLOTS];
+    gw_pool_t *proc_pool[GW_PROC_NSLOTS]; /* the pool a queued or running slot belongs to */
+    struct {
+        char **argv;
+        uint64_t timeout_ms;
+        size_t out_cap, err_cap;
+    } proc_pending[GW_PROC_NSLOTS];
     gw_fetch_t *req;      /* Gemini call or the remote DELETE */
     gw_gov_ticket_t *gov; /* GOVERNOR HOOK: a Gemini call waiting for its turn (gov_body is sent then) */
     char *gov_body;
@@ -85,6 +97,7 @@ struct st_gw_run_t {
     gw_work_t *work;
     unsigned pg_inflight;
     /* source */
+    char language[36]; /* the job's output language (BCP-47); "" = the transcript's */
     char video_id[16];
     char *url;            /* remote: normalised URL */
     char *path;           /* local: the resolved file */
@@ -95,6 +108,8 @@ struct st_gw_run_t {
     /* media */
     gw_media_kind_t media;
     bool dl_done, youtube_source, reuploaded, probed;
+    bool bot_fallback;  /* BOT_CHECK_FALLBACK=gemini_url: a standard job analysed from the YouTube URL (source_remote.c) */
+    bool breaker_probe; /* this run's metadata run is the bot-check breaker's half-open probe */
     const char *dl_code, *dl_msg; /* download failure noticed while the metadata run was still going */
     bool dl_transient;
     char media_path[PATH_MAX];
@@ -139,13 +154,18 @@ bool gw_run_set_state(gw_run_t *run, gw_run_state_t to);
  * (handlers/errors.c): strict (gw_run_strict), an unknown one aborts. */
 void gw_run_fail(gw_run_t *run, const char *code, const char *message, bool transient, int64_t floor_ms);
 void gw_run_complete(gw_run_t *run, json_t *result); /* takes the reference */
+/* Back to PENDING after delay_ms, the attempt not counted (the bot-check breaker is open, Gemini refused the key). */
+void gw_run_defer(gw_run_t *run, const char *code, const char *message, int64_t delay_ms);
+/* The database already settled the job (GW_OUT_REUSED or GW_OUT_WAITING): clean up and let the queue forget it. */
+void gw_run_settled(gw_run_t *run, gw_outcome_t o);
 
 /* Stage timing (timings JSON, metrics, log) and the job's visible stage. */
 void gw_run_stage_begin(gw_run_t *run, const char *stage);
 void gw_run_stage_end(gw_run_t *run, const char *stage);
 void gw_run_stage_time(gw_run_t *run, const char *stage, double seconds);
 
-/* Spawns argv into a slot; next runs when it ends (not during cleanup, which only awaits it). Frees argv. */
+/* Spawns argv into a slot once the subprocess pool grants one (FIFO; at once when free); next runs when it ends (not
+ * during cleanup, which only awaits it; a cleanup drops a spawn still queued). Frees argv. */
 void gw_run_spawn(gw_run_t *run, int slot, char **argv, uint64_t timeout_ms, size_t out_cap, size_t err_cap, gw_run_proc_cb next);
 /* Runs fn(arg) on the thread pool; next(run, arg) on the loop afterwards (not during cleanup: then free_arg(arg)). */
 void gw_run_offload(gw_run_t *run, gw_work_fn fn, void *arg, void (*next)(gw_run_t *, void *), void (*free_arg)(void *));
@@ -161,6 +181,11 @@ void gw_run_free_langs(char **langs);
 /* The pipeline's entry points (handlers/pipeline.c): a claimed job starts; an abort stops it (gw_job_aborted follows). */
 void gw_run_start(gw_app_t *app, gw_job_t *job);
 void gw_run_abort(gw_job_t *job);
+
+/* The subprocess pools shared by every job (MAX_SUBPROCESSES: all runs; MAX_MEDIA_SUBPROCESSES: downloads and scene
+ * detection, which may take minutes). Sized from cfg on first use; NULL before. */
+void gw_run_pools_init(const gw_settings_t *cfg);
+const gw_pool_t *gw_run_pool(bool media);
 
 /* ---- source stages ---- */
 

@@ -217,6 +217,9 @@ static int start_sources(daemon_t *d)
                           (unsigned)app->cfg->lease_seconds,
                           (uint64_t)app->cfg->poll_interval_ms,
                           app->sentry,
+                          (unsigned)app->cfg->max_concurrent_deep_jobs,
+                          app->cfg->work_dir,
+                          (uint64_t)app->cfg->download_max_bytes,
                           (unsigned)app->cfg->job_retention_days};
     app->queue = gw_queue_create(app->loop, app->pg, &qo, &pipeline);
     start_modelcheck(d);

@@ -1,10 +1,14 @@
 #include "handlers/metrics.h"
+#include "handlers/breaker.h"
+#include "handlers/history.h"
+#include "handlers/job.h"
 #include "handlers/modelcheck.h"
 #include <dirent.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_SERIES 64
@@ -14,6 +18,8 @@ static const double stage_buckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 static const double job_buckets[] = {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600};
 /* the queue: milliseconds (NOTIFY) to an hour (a backlog) */
 static const double wait_buckets[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
+/* a subprocess-pool grant: usually immediate */
+static const double pool_wait_buckets[] = {0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120};
 
 typedef struct st_counter_t {
     char name[48];
@@ -47,8 +53,14 @@ typedef struct st_hfamily_t {
 static struct {
     counter_t gemini[MAX_SERIES], tokens[8], retries[16], events[MAX_SERIES], costs[16];
     size_t ngemini, ntokens, nretries, nevents, ncosts;
-    hfamily_t stages, jobs, waits;
-} m = {.stages = FAMILY(stage_buckets), .jobs = FAMILY(job_buckets), .waits = FAMILY(wait_buckets)};
+    counter_t failed_codes[MAX_SERIES], retried_codes[MAX_SERIES]; /* by error code (the catalogue bounds them) */
+    size_t nfailed_codes, nretried_codes;
+    hfamily_t stages, jobs, waits, pool_waits;
+    unsigned long long reuses, reuse_tokens;
+} m = {.stages = FAMILY(stage_buckets),
+       .jobs = FAMILY(job_buckets),
+       .waits = FAMILY(wait_buckets),
+       .pool_waits = FAMILY(pool_wait_buckets)};
 
 void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
 {
@@ -119,6 +131,13 @@ void gw_metrics_cost(const char *model, double usd)
         c->value += usd;
 }
 
+void gw_metrics_reuse(long tokens_saved)
+{
+    m.reuses++;
+    if (tokens_saved > 0)
+        m.reuse_tokens += (unsigned long long)tokens_saved;
+}
+
 static void observe(hfamily_t *f, const char *labels, double v)
 {
     histogram_t *h = NULL;
@@ -169,11 +188,25 @@ void gw_metrics_job_finished(bool deep, const char *outcome, double seconds)
     char labels[80];
     snprintf(labels, sizeof(labels), "mode=\"%s\",outcome=\"%s\"", deep ? "deep" : "standard", outcome);
     observe(&m.jobs, labels, seconds < 0 ? 0 : seconds);
+    gw_history_job_named(gw_history(), (int64_t)time(NULL), outcome); /* the dashboard's last hour */
+}
+
+void gw_metrics_job_error(const char *code, bool final)
+{
+    counter_t *c = final ? counter(m.failed_codes, &m.nfailed_codes, MAX_SERIES, code ? code : "unknown")
+                         : counter(m.retried_codes, &m.nretried_codes, MAX_SERIES, code ? code : "unknown");
+    if (c != NULL)
+        c->value++;
 }
 
 void gw_metrics_job_waited(bool deep, double seconds)
 {
     observe(&m.waits, deep ? "mode=\"deep\"" : "mode=\"standard\"", seconds < 0 ? 0 : seconds);
+}
+
+void gw_metrics_pool_wait(const char *pool, double seconds)
+{
+    observe(&m.pool_waits, strcmp(pool, "media") == 0 ? "pool=\"media\"" : "pool=\"main\"", seconds < 0 ? 0 : seconds);
 }
 
 void gw_metrics_reset(void)
@@ -183,8 +216,9 @@ void gw_metrics_reset(void)
     memset(m.retries, 0, sizeof(m.retries));
     memset(m.events, 0, sizeof(m.events));
     memset(m.costs, 0, sizeof(m.costs));
-    m.ngemini = m.ntokens = m.nretries = m.nevents = m.ncosts = 0;
-    m.stages.n = m.jobs.n = m.waits.n = 0;
+    m.ngemini = m.ntokens = m.nretries = m.nevents = m.ncosts = m.nfailed_codes = m.nretried_codes = 0;
+    m.stages.n = m.jobs.n = m.waits.n = m.pool_waits.n = 0;
+    m.reuses = m.reuse_tokens = 0;
 }
 
 static long rss_bytes(void)
@@ -242,6 +276,10 @@ static void render_queue(gw_app_t *app, gw_buf_t *b)
     } plain[] = {
         {"glint_jobs_retried_total", "Transient failures sent back to PENDING with backoff.", s->retried},
         {"glint_jobs_released_total", "Jobs handed back to PENDING at shutdown.", s->released},
+        {"glint_jobs_deferred_total", "Jobs sent back to PENDING without counting the attempt (bot-check breaker, Gemini key).",
+         s->deferred},
+        {"glint_ytdlp_bot_checks_total", "YouTube runs of yt-dlp answered with the bot check.", gw_breaker_bot_checks_total()},
+        {"glint_ytdlp_breaker_openings_total", "Openings of the yt-dlp bot-check breaker.", gw_breaker_openings_total()},
         {"glint_jobs_lost_total", "Jobs this worker stopped holding (cancelled, lease lost).", s->lost},
         {"glint_jobs_reaped_total", "Expired leases rescued by this worker's reaper.", s->reaped},
         {"glint_jobs_deleted_total", "Finished jobs deleted by retention (JOB_RETENTION_DAYS) by this worker.", s->deleted},
@@ -261,6 +299,12 @@ static void render_queue(gw_app_t *app, gw_buf_t *b)
     gw_buf_printf(b, "glint_queue_depth %lld\n", (long long)s->queue_depth);
     metric(b, "glint_queue_oldest_pending_seconds", "gauge", "Age of the oldest PENDING job (refreshed by the maintenance timer).");
     gw_buf_printf(b, "glint_queue_oldest_pending_seconds %.3f\n", s->oldest_pending_s);
+    gw_breaker_state_t bs = gw_breaker_state(uv_now(app->loop));
+    metric(b, "glint_ytdlp_breaker_open", "gauge",
+           "1 while the yt-dlp bot-check breaker holds YouTube runs back (open or half-open), else 0.");
+    gw_buf_printf(b, "glint_ytdlp_breaker_open %d\n", bs != GW_BREAKER_CLOSED ? 1 : 0);
+    metric(b, "glint_claims_held", "gauge", "1 while claiming is held because Gemini refused the API key.");
+    gw_buf_printf(b, "glint_claims_held %d\n", gw_queue_claims_held(app->queue) ? 1 : 0);
     metric(b, "glint_database_up", "gauge", "1 when the LISTEN connection is up.");
     gw_buf_printf(b, "glint_database_up %d\n", gw_pg_connected(app->pg) ? 1 : 0);
 }
@@ -295,11 +339,39 @@ static void render_pipeline(gw_buf_t *b)
         gw_buf_printf(b, "glint_gemini_cost_usd_total{model=\"%s\"} %.6f\n", m.costs[i].name, m.costs[i].value);
     render_counters(b, "glint_retries_total", "what", "Retries by what was retried.", m.retries, m.nretries);
     render_counters(b, "glint_events_total", "event", "Notable pipeline events.", m.events, m.nevents);
+    metric(b, "glint_job_errors_total", "counter",
+           "Attempts that ended in an error, by error code and outcome (failed = for good, retried = back to PENDING).");
+    for (size_t i = 0; i < m.nfailed_codes; i++)
+        gw_buf_printf(b, "glint_job_errors_total{code=\"%s\",outcome=\"failed\"} %.0f\n", m.failed_codes[i].name,
+                      m.failed_codes[i].value);
+    for (size_t i = 0; i < m.nretried_codes; i++)
+        gw_buf_printf(b, "glint_job_errors_total{code=\"%s\",outcome=\"retried\"} %.0f\n", m.retried_codes[i].name,
+                      m.retried_codes[i].value);
+    metric(b, "glint_result_reuse_total", "counter", "Jobs completed from another job's analysis (no yt-dlp, no Gemini).");
+    gw_buf_printf(b, "glint_result_reuse_total %llu\n", m.reuses);
+    metric(b, "glint_result_reuse_tokens_saved_total", "counter", "Gemini tokens the reused analyses had cost.");
+    gw_buf_printf(b, "glint_result_reuse_tokens_saved_total %llu\n", m.reuse_tokens);
     render_histogram(b, "glint_stage_duration_seconds",
                      "Time spent per pipeline stage, by outcome (ok, or failed: the stage the job failed in).", &m.stages);
     render_histogram(b, "glint_job_duration_seconds",
                      "Claim to outcome per attempt, by mode and outcome (completed, failed, retried, cancelled, lost).", &m.jobs);
     render_histogram(b, "glint_job_queue_wait_seconds", "created_at to claim, by mode.", &m.waits);
+}
+
+static void render_pool(gw_app_t *app, gw_buf_t *b)
+{
+    gw_run_pools_init(app->cfg); /* sized at the first job or scrape, whichever comes first */
+    static const char *const names[2] = {"main", "media"};
+    metric(b, "glint_subprocess_pool_size", "gauge", "Subprocesses a pool lets run at once (0 = unlimited).");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_size{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->size : 0);
+    metric(b, "glint_subprocess_pool_busy", "gauge", "Subprocesses running (slots taken).");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_busy{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->busy : 0);
+    metric(b, "glint_subprocess_pool_queued", "gauge", "Jobs waiting for a subprocess slot.");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_queued{pool=\"%s\"} %zu\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->queued : 0);
+    render_histogram(b, "glint_subprocess_pool_wait_seconds", "Time a subprocess waited for a pool slot.", &m.pool_waits);
 }
 
 static void render_sentry(gw_app_t *app, gw_buf_t *b)
@@ -405,6 +477,7 @@ void gw_metrics_render(gw_app_t *app, gw_buf_t *b)
 {
     render_queue(app, b);
     render_pipeline(b);
+    render_pool(app, b);
     render_sentry(app, b);
     render_http(app, b);
     render_readiness(app, b);

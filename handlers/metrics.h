@@ -32,6 +32,11 @@ void gw_metrics_job_waited(bool deep, double seconds); /* created_at to claim */
 void gw_metrics_retry(const char *what);               /* "gemini", "job" … */
 void gw_metrics_count(const char *name);               /* free-form event counter, e.g. "subprocess_timeout" */
 void gw_metrics_cost(const char *model, double usd);   /* glint_gemini_cost_usd_total{model} (handlers/governor.c) */
+/* An attempt that ended in an error: code from the catalogue (handlers/errors.c); final = FAILED, else retried. */
+void gw_metrics_job_error(const char *code, bool final);
+/* A job completed from another job's analysis (handlers/reuse.c); tokens_saved: the Gemini tokens that analysis cost. */
+void gw_metrics_reuse(long tokens_saved);
+void gw_metrics_pool_wait(const char *pool, double seconds); /* a subprocess-pool grant: "main" or "media" */
 
 void gw_metrics_render(gw_app_t *app, gw_buf_t *out);
 void gw_metrics_reset(void); /* frees everything (clean exit) */

@@ -1,10 +1,13 @@
 #include "handlers/queue.h"
 #include "handlers/errors.h"
+#include "handlers/history.h"
 #include "handlers/metrics.h"
 #include "reactor/log.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
 
 #define POLL_WHILE_DOWN_MS 250
 #define DEPTH_REFRESH_MS 5000
@@ -29,12 +32,16 @@ struct st_gw_queue_t {
     gw_pg_t *pg;
     char *worker_id;
     unsigned max_jobs, lease_seconds;
+    unsigned max_deep_jobs;
+    char *work_dir;
+    uint64_t deep_reserve_bytes;
     uint64_t poll_interval_ms;
     gw_pipeline_t pipeline;
     gw_job_t *jobs; /* held jobs, doubly linked */
     size_t njobs;
     bool claiming, claim_again, stopped;
-    bool paused; /* gw_queue_pause_claiming */
+    uint64_t hold_until; /* gw_queue_hold_claims: loop time before which nothing is claimed */
+    bool paused;         /* gw_queue_pause_claiming */
     claim_reason_t claim_reason;
     uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
     uint64_t next_depth_at, next_purge_at;
@@ -56,6 +63,8 @@ static void claim(gw_queue_t *q, claim_reason_t reason);
 static void job_ended(const gw_job_t *job, const char *outcome)
 {
     gw_metrics_job_finished(job->deep, outcome, (double)(uv_now(job->queue->loop) - job->claimed_at_ms) / 1000.0);
+    if (strcmp(outcome, "failed") == 0 || strcmp(outcome, "retried") == 0)
+        gw_metrics_job_error(json_string_value(json_object_get(job->outcome, "code")), outcome[0] == 'f');
 }
 static void flush_completions(gw_queue_t *q);
 static void local_outcome(gw_job_t *job, json_t *result, const char *code, const char *message);
@@ -133,6 +142,7 @@ static gw_job_t *job_from_row(gw_queue_t *q, PGresult *res, int row)
     job->attempts = atoi(PQgetvalue(res, row, 4));
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
     job->credits_charged = atoi(PQgetvalue(res, row, 6));
+    job->disk_reserved = job->deep ? q->deep_reserve_bytes : 0;
     if (PQnfields(res) > 7 && !PQgetisnull(res, row, 7))
         gw_metrics_job_waited(job->deep, atof(PQgetvalue(res, row, 7)));
     job->claimed_at_ms = uv_now(q->loop);
@@ -175,10 +185,38 @@ static void on_claimed(PGresult *res, const char *error, void *data)
     }
 }
 
+/* How many deep jobs the next batch may take: the cap minus deep jobs in flight, and as many downloads as WORK_DIR's
+ * free space covers after what those still reserve (one statvfs: a local or tmpfs directory answers in microseconds). */
+static unsigned deep_allowed(const gw_queue_t *q, unsigned limit)
+{
+    unsigned deep = 0;
+    uint64_t outstanding = 0;
+    for (const gw_job_t *j = q->jobs; j != NULL; j = j->next) {
+        if (j->deep) {
+            deep++;
+            outstanding += j->disk_reserved;
+        }
+    }
+    if (q->max_deep_jobs > 0)
+        limit = deep >= q->max_deep_jobs ? 0 : q->max_deep_jobs - deep < limit ? q->max_deep_jobs - deep : limit;
+    struct statvfs st;
+    if (limit > 0 && q->work_dir != NULL && q->deep_reserve_bytes > 0 && statvfs(q->work_dir, &st) == 0) {
+        uint64_t avail = (uint64_t)st.f_bavail * st.f_frsize;
+        uint64_t fit = avail > outstanding ? (avail - outstanding) / q->deep_reserve_bytes : 0;
+        if (fit < limit)
+            limit = (unsigned)fit;
+    }
+    return limit;
+}
+
 static void claim(gw_queue_t *q, claim_reason_t reason)
 {
     if (q->stopped || q->paused || q->pg == NULL || !gw_pg_connected(q->pg))
         return;
+    if (uv_now(q->loop) < q->hold_until) {
+        q->next_poll_at = q->hold_until; /* the tick claims when the hold ends */
+        return;
+    }
     if (q->claiming) {
         q->claim_again = true; /* coalesce: one claim in flight at a time */
         return;
@@ -189,14 +227,21 @@ static void claim(gw_queue_t *q, claim_reason_t reason)
     /* The claim itself is glint_claim_jobs (sql/009, SECURITY DEFINER: the worker may not UPDATE the table). Its
      * plpgsql plan cache plans the inner UPDATE with the batch size as a value (custom plans) unless a generic plan is
      * estimated no dearer; one prepared statement per batch size keeps the outer call's plan trivial. */
-    char name[32], sql[256], lease[16];
-    snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
+    char name[48], sql[320], lease[16], args[32];
+    unsigned deep = deep_allowed(q, free_slots);
+    if (deep >= free_slots) { /* no deep budget binds: the plain claim */
+        snprintf(name, sizeof(name), "gw_claim_%u", free_slots);
+        snprintf(args, sizeof(args), "%u", free_slots);
+    } else { /* sql/019: at most `deep` deep jobs in this batch */
+        snprintf(name, sizeof(name), "gw_claim_%u_%u", free_slots, deep);
+        snprintf(args, sizeof(args), "%u, %u", free_slots, deep);
+    }
     /* created_at for the queue-wait histogram: a LEFT JOIN, since a job inserted after this statement's snapshot
      * may still be claimed by the function's own (newer) snapshot */
     snprintf(sql, sizeof(sql),
              "SELECT c.*, extract(epoch FROM clock_timestamp() - j.created_at)::float8"
-             " FROM glint_claim_jobs($1, $2::int, %u) c LEFT JOIN analysis_jobs j ON j.id = c.job_id",
-             free_slots);
+             " FROM glint_claim_jobs($1, $2::int, %s) c LEFT JOIN analysis_jobs j ON j.id = c.job_id",
+             args);
     snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
     const char *params[] = {q->worker_id, lease};
     q->claiming = true;
@@ -470,6 +515,52 @@ void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t r
     gw_pg_query(q->pg, "gw_fail", "SELECT glint_fail_job($1, $2, $3, $4, $5::bigint)", 5, params, GW_PG_RETRY, on_failed, fc);
 }
 
+static void on_deferred(PGresult *res, const char *error, void *data)
+{
+    gw_job_t *job = data;
+    gw_queue_t *q = job->queue;
+    q->writes_inflight--;
+    if (!result_ok(res, PGRES_TUPLES_OK)) {
+        gw_job_log(GW_LOG_ERROR, job->id, "deferring the job failed: %s", error ? error : PQresultErrorMessage(res));
+    } else if (PQgetisnull(res, 0, 0)) {
+        q->stats.lost++;
+        gw_job_log(GW_LOG_WARN, job->id, "deferral not recorded: the job is no longer ours");
+    } else {
+        q->stats.deferred++;
+        uint64_t at = uv_now(q->loop) + (uint64_t)json_integer_value(json_object_get(job->outcome, "retry_ms"));
+        if (at < q->next_poll_at)
+            q->next_poll_at = at; /* the requeue notification comes before run_after: poll when it is due */
+    }
+    job_drop(job);
+}
+
+void gw_job_defer(gw_job_t *job, const char *code, const char *message, int64_t delay_ms)
+{
+    gw_queue_t *q = job->queue;
+    if (job->state != GW_JOB_RUNNING) {
+        if (job->state == GW_JOB_ABORTING)
+            gw_job_aborted(job);
+        return;
+    }
+    if (q->pg == NULL) { /* analyze: nobody to wait for */
+        gw_job_fail(job, code, message, -1);
+        return;
+    }
+    job->state = GW_JOB_FINISHING;
+    if (delay_ms < 0)
+        delay_ms = 0;
+    if (delay_ms > 86400000)
+        delay_ms = 86400000;
+    gw_log_event(GW_LOG_INFO, job->id, job->stage[0] ? job->stage : NULL, -1,
+                 "%s: back to the queue for %lld ms, attempt not counted", code, (long long)delay_ms);
+    char delay[24];
+    snprintf(delay, sizeof(delay), "%lld", (long long)delay_ms);
+    job->outcome = json_pack("{s:I, s:s, s:s}", "retry_ms", (json_int_t)delay_ms, "code", code, "message", message);
+    const char *params[] = {job->id, q->worker_id, code, message, delay};
+    q->writes_inflight++;
+    gw_pg_query(q->pg, "gw_defer", "SELECT glint_defer_job($1, $2, $3, $4, $5::bigint)", 5, params, GW_PG_RETRY, on_deferred, job);
+}
+
 static void on_released(PGresult *res, const char *error, void *data)
 {
     gw_queue_t *q = data;
@@ -484,6 +575,22 @@ void gw_job_aborted(gw_job_t *job)
 {
     if (job->state == GW_JOB_FINISHING)
         return;
+    job_drop(job);
+}
+
+void gw_job_settled(gw_job_t *job, bool completed)
+{
+    gw_queue_t *q = job->queue;
+    if (job->state == GW_JOB_FINISHING)
+        return;
+    if (completed) {
+        q->stats.completed++;
+        if (job->deep)
+            q->stats.completed_deep++;
+        else
+            q->stats.completed_standard++;
+        gw_log_event(GW_LOG_INFO, job->id, "done", (double)(uv_now(q->loop) - job->claimed_at_ms), "completed (reused)");
+    }
     job_drop(job);
 }
 
@@ -622,6 +729,7 @@ static void on_depth(PGresult *res, const char *error, void *data)
     q->depth_inflight = false;
     if (result_ok(res, PGRES_TUPLES_OK) && PQntuples(res) == 1) {
         q->stats.queue_depth = atoll(PQgetvalue(res, 0, 0));
+        gw_history_queue_depth(gw_history(), (int64_t)time(NULL), q->stats.queue_depth);
         q->stats.oldest_pending_s = atof(PQgetvalue(res, 0, 1));
     }
 }
@@ -705,6 +813,9 @@ gw_queue_t *gw_queue_create(uv_loop_t *loop, gw_pg_t *pg, const gw_queue_opts_t 
     q->worker_id = xstrdup(opts->worker_id);
     q->max_jobs = opts->max_jobs;
     q->lease_seconds = opts->lease_seconds;
+    q->max_deep_jobs = opts->max_deep_jobs;
+    q->work_dir = opts->work_dir != NULL ? xstrdup(opts->work_dir) : NULL;
+    q->deep_reserve_bytes = opts->deep_reserve_bytes;
     q->poll_interval_ms = opts->poll_interval_ms;
     q->sentry = opts->sentry;
     q->retention_days = opts->retention_days;
@@ -724,12 +835,25 @@ void gw_queue_free(gw_queue_t *q)
     free(q->batch.v);
     free(q->sent.v);
     free(q->worker_id);
+    free(q->work_dir);
     free(q);
 }
 
 void gw_queue_stop_claiming(gw_queue_t *q)
 {
     q->stopped = true;
+}
+
+void gw_queue_hold_claims(gw_queue_t *q, uint64_t ms)
+{
+    uint64_t until = uv_now(q->loop) + ms;
+    if (until > q->hold_until)
+        q->hold_until = until;
+}
+
+bool gw_queue_claims_held(const gw_queue_t *q)
+{
+    return uv_now(q->loop) < q->hold_until;
 }
 
 void gw_queue_pause_claiming(gw_queue_t *q, bool paused)

@@ -30,6 +30,9 @@ struct st_gw_job_t {
     gw_job_state_t state;
     gw_queue_t *queue;
     void *pipeline_data; /* owned by the pipeline */
+    /* deep: WORK_DIR bytes reserved and not yet written (the download limit at claim; 0 once the download is on disk,
+     * where statvfs sees it, or when the job downloads nothing). The pipeline lowers it. */
+    uint64_t disk_reserved;
     /* queue-private */
     gw_job_t *next, *prev;
     bool release_on_abort;
@@ -50,12 +53,19 @@ typedef struct st_gw_queue_opts_t {
     unsigned max_jobs;
     unsigned lease_seconds;
     uint64_t poll_interval_ms;
-    gw_sentry_t *sentry;     /* failed jobs are reported here; may be NULL */
+    gw_sentry_t *sentry; /* failed jobs are reported here; may be NULL */
+    /* deep-job budget: at most max_deep_jobs in flight (0 = no cap), and one more only while work_dir's free space
+     * (statvfs) minus what deep jobs in flight still reserve covers deep_reserve_bytes; otherwise deep jobs stay PENDING
+     * and standard ones are still claimed. work_dir NULL or deep_reserve_bytes 0 = no disk check. */
+    unsigned max_deep_jobs;
+    const char *work_dir;
+    uint64_t deep_reserve_bytes;
     unsigned retention_days; /* JOB_RETENTION_DAYS: finished jobs older than this are deleted; 0 = keep */
 } gw_queue_opts_t;
 
 typedef struct st_gw_queue_stats_t {
     uint64_t claimed, completed, failed, retried, cancelled, released, lost, reaped;
+    uint64_t deferred;        /* back to PENDING, attempt not counted (gw_job_defer) */
     uint64_t claimed_by_poll; /* jobs a fallback poll found (a notification was missed) */
     uint64_t claimed_standard, claimed_deep;
     uint64_t completed_standard, completed_deep, failed_standard, failed_deep;
@@ -84,6 +94,10 @@ void gw_queue_tick(gw_queue_t *q);
 /* Shutdown, staged: stop claiming; later release what still runs (back to PENDING, attempt not counted). */
 void gw_queue_stop_claiming(gw_queue_t *q);
 void gw_queue_release_all(gw_queue_t *q);
+/* Claims nothing for ms (extends, never shortens, a hold in force): Gemini refused the worker's key during a job, so
+ * every claim would fail the same way. Held jobs, heartbeats and the reaper go on. */
+void gw_queue_hold_claims(gw_queue_t *q, uint64_t ms);
+bool gw_queue_claims_held(const gw_queue_t *q);
 /* A configuration problem (the model check failed): claim nothing until resumed; held jobs, heartbeats and the reaper go
  * on. Resuming claims at once (a sweep, like after a reconnect). */
 void gw_queue_pause_claiming(gw_queue_t *q, bool paused);
@@ -105,6 +119,13 @@ void gw_job_complete(gw_job_t *job, json_t *result, const char *model, const gw_
 /* retry_ms < 0: permanent (FAILED + refund). Otherwise back to PENDING after retry_ms while attempts remain. */
 void gw_job_fail(gw_job_t *job, const char *code, const char *message, int64_t retry_ms);
 void gw_job_aborted(gw_job_t *job);
+/* Back to PENDING after delay_ms with the attempt not counted (glint_defer_job): the job cannot run now for a reason
+ * outside it (the yt-dlp bot-check breaker is open, Gemini refused the worker's key). It neither burns an attempt nor
+ * fails; code/message are stored so a user sees why it waits. Without a database (analyze) it fails with code. */
+void gw_job_defer(gw_job_t *job, const char *code, const char *message, int64_t delay_ms);
+/* The pipeline's own database call already settled the job (handlers/reuse.c: completed from another job's analysis, or
+ * back to PENDING to wait for one): the queue forgets it, counting it as completed when it is. */
+void gw_job_settled(gw_job_t *job, bool completed);
 /* Progress shown by /worker/jobs/{id}; fire-and-forget. */
 void gw_job_set_stage(gw_job_t *job, const char *stage);
 

@@ -17,6 +17,9 @@ typedef struct st_gw_settings_t {
     char *host;
     long port;
     long max_concurrent_jobs;
+    long max_subprocesses;
+    long max_media_subprocesses;
+    long max_concurrent_deep_jobs;
     long poll_interval_ms;
     long lease_seconds;
     long job_retention_days;
@@ -31,6 +34,13 @@ typedef struct st_gw_settings_t {
     char *local_media_dir;
     char *analyzer;
     long ytdlp_timeout_ms;
+    char *ytdlp_cookies_file; /* docs/youtube-datacenter.md */
+    char *ytdlp_proxy;
+    long bot_check_threshold;
+    long bot_check_window_ms;
+    long bot_check_cooldown_ms;
+    long bot_check_cooldown_max_ms;
+    char *bot_check_fallback;
     long gemini_timeout_ms;
     long gemini_max_retries;
     long gemini_chunk_chars;
@@ -45,6 +55,7 @@ typedef struct st_gw_settings_t {
     long upload_timeout_ms;
     long file_active_timeout_ms;
     long deep_segment_seconds;
+    long result_reuse_ttl_hours;
     char *sentry_dsn;
     char *sentry_environment;
     char *log_level;

@@ -481,3 +481,25 @@ int gw_url_normalize(const char *input, const char *allowed_hosts_csv, char *vid
     return gw_url_normalize_n(input, input != NULL ? strlen(input) : 0, allowed_hosts_csv, video_id_out, canonical_url_out,
                               error_code, error_message);
 }
+
+char *gw_url_identity(const char *video_id, const char *canonical_url)
+{
+    if (canonical_url == NULL)
+        return NULL;
+    size_t idn = video_id != NULL ? strlen(video_id) : 0, n = strcspn(canonical_url, "#");
+    if (idn > 0) {
+        char *out = xmalloc(idn + sizeof("youtube:"));
+        snprintf(out, idn + sizeof("youtube:"), "youtube:%s", video_id);
+        return out;
+    }
+    char *out = xmalloc(n + sizeof("url:"));
+    memcpy(out, "url:", 4);
+    memcpy(out + 4, canonical_url, n);
+    out[4 + n] = '\0';
+    /* scheme and host are case-insensitive; the path and query are not */
+    const char *sep = strstr(out + 4, "://");
+    char *end = sep != NULL ? (char *)sep + 3 + strcspn(sep + 3, "/?") : out + 4;
+    for (char *p = out + 4; p < end; p++)
+        *p = (char)lower((unsigned char)*p);
+    return out;
+}

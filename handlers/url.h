@@ -44,4 +44,11 @@ int gw_url_normalize(const char *input, const char *allowed_hosts_csv, char *vid
 int gw_url_normalize_n(const char *input, size_t len, const char *allowed_hosts_csv, char *video_id_out, char **canonical_url_out,
                        const char **error_code, const char **error_message);
 
+/* The video's identity, the part of the result-reuse key (docs/reuse-and-language.md) that says which video it is: for
+ * a YouTube link "youtube:" + its 11-character id, so every form of one video (watch, youtu.be, shorts, embed, live, m.,
+ * music., extra parameters) has one identity; for another allowed host "url:" + the normalised URL with its scheme and
+ * host lower-cased and any #fragment dropped. Takes gw_url_normalize's outputs (video_id "" for other hosts).
+ * malloc'd; NULL when canonical_url is NULL. */
+char *gw_url_identity(const char *video_id, const char *canonical_url);
+
 #endif

@@ -164,6 +164,69 @@ char **gw_ytdlp_argv_fetch(const char *ytdlp_path, const char *url, const char *
     return argv;
 }
 
+char **gw_ytdlp_argv_net(char **argv, const char *cookies, const char *proxy)
+{
+    size_t n = 0, dash = SIZE_MAX;
+    if (argv == NULL)
+        return NULL;
+    for (; argv[n] != NULL; n++)
+        if (dash == SIZE_MAX && strcmp(argv[n], "--") == 0)
+            dash = n;
+    if (dash == SIZE_MAX || (cookies == NULL && proxy == NULL))
+        return argv;
+    char **out = xmalloc((n + 5) * sizeof(*out));
+    size_t k = 0;
+    for (size_t i = 0; i < dash; i++)
+        out[k++] = argv[i];
+    if (cookies != NULL) {
+        out[k++] = xstrdup("--cookies");
+        out[k++] = xstrdup(cookies);
+    }
+    if (proxy != NULL) {
+        out[k++] = xstrdup("--proxy");
+        out[k++] = xstrdup(proxy);
+    }
+    for (size_t i = dash; i < n; i++)
+        out[k++] = argv[i];
+    out[k] = NULL;
+    free(argv); /* its strings moved to out */
+    return out;
+}
+
+bool gw_ytdlp_proxy_pick(const char *csv, uint64_t n, char *out, size_t outlen)
+{
+    size_t count = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *p = csv != NULL ? csv : "";
+        size_t idx = 0;
+        while (*p != '\0') {
+            size_t len = strcspn(p, ",");
+            const char *b = p, *e = p + len;
+            while (b < e && (*b == ' ' || *b == '\t'))
+                b++;
+            while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if (e > b) {
+                if (pass == 1 && idx == n % count) {
+                    if ((size_t)(e - b) >= outlen)
+                        return false;
+                    memcpy(out, b, (size_t)(e - b));
+                    out[e - b] = '\0';
+                    return true;
+                }
+                idx++;
+            }
+            p += len;
+            if (*p == ',')
+                p++;
+        }
+        count = idx;
+        if (count == 0)
+            return false;
+    }
+    return false;
+}
+
 char *gw_ytdlp_video_format(long max_height)
 {
     char buf[128];

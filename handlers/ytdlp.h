@@ -61,6 +61,14 @@ char **gw_ytdlp_argv_media(const char *ytdlp_path, const char *url, const char *
  * '-', at most 35 bytes) are skipped so configuration cannot inject a regex. Returns a malloc'd string. */
 char *gw_ytdlp_sub_langs(const char *const *prefer_langs);
 
+/* Adds the network options of a YouTube run before the "--" that precedes the URL: "--cookies COOKIES" (the run's
+ * private copy of YTDLP_COOKIES_FILE: yt-dlp rewrites the jar on exit) and "--proxy PROXY"; NULL skips one. Takes argv
+ * (freed) and returns the new vector; argv without "--" (NULL) is returned unchanged. */
+char **gw_ytdlp_argv_net(char **argv, const char *cookies, const char *proxy);
+/* The n-th (modulo the count) entry of a comma-separated proxy list, blanks trimmed and empty entries skipped, copied
+ * into out; false when the list has no entry or the entry does not fit. */
+bool gw_ytdlp_proxy_pick(const char *csv, uint64_t n, char *out, size_t outlen);
+
 void gw_argv_free(char **argv); /* NULL-safe */
 
 /* --- metadata -------------------------------------------------------------------------------------------------------- */

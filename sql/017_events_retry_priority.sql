@@ -142,15 +142,22 @@ END
 $$;
 
 -- ---- enqueue with a priority ----
--- The final form takes every optional parameter by name; a branch adding another (p_language) merges into this one.
+-- The final form takes every optional parameter by name (016 added p_language): replace 016's so calls with 2 to 5
+-- arguments stay unambiguous.
 DROP FUNCTION IF EXISTS glint_enqueue_job(uuid, text, text, numeric);
+DROP FUNCTION IF EXISTS glint_enqueue_job(uuid, text, text, numeric, text);
 CREATE OR REPLACE FUNCTION glint_enqueue_job(p_user_id uuid, p_video_url text, p_mode text DEFAULT 'standard',
-                                             p_duration_seconds numeric DEFAULT NULL, p_priority int DEFAULT 0)
+                                             p_duration_seconds numeric DEFAULT NULL, p_language text DEFAULT NULL,
+                                             p_priority int DEFAULT 0)
 RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
     v_cost int := glint_credit_cost(p_mode, p_duration_seconds);
     v_id uuid;
 BEGIN
+    IF p_language IS NOT NULL AND (length(p_language) > 35 OR p_language !~ '^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$') THEN
+        RAISE EXCEPTION 'invalid_language' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'a BCP-47 language tag such as de, pt-BR or zh-Hant is expected';
+    END IF;
     IF p_priority IS NULL OR p_priority NOT BETWEEN -32768 AND 32767 THEN
         RAISE EXCEPTION 'glint_enqueue_job: priority must be a smallint' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -159,8 +166,8 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'insufficient_credits' USING DETAIL = format('cost %s credits', v_cost);
     END IF;
-    INSERT INTO analysis_jobs (user_id, video_url, mode, credits_charged, priority)
-    VALUES (p_user_id, p_video_url, p_mode, v_cost, p_priority) RETURNING id INTO v_id;
+    INSERT INTO analysis_jobs (user_id, video_url, mode, credits_charged, language, priority)
+    VALUES (p_user_id, p_video_url, p_mode, v_cost, p_language, p_priority) RETURNING id INTO v_id;
     INSERT INTO credit_ledger (user_id, job_id, delta, reason) VALUES (p_user_id, v_id, -v_cost, 'charge');
     RETURN v_id;
 END
@@ -253,7 +260,9 @@ DECLARE
                                        -- 015: the Gemini quota row of a model, reached by no role directly
                                        'glint_gemini_admit', 'glint_gemini_settle', 'glint_gemini_pause',
                                        -- 017: retry (charges through the ledger), retention (advisory lock)
-                                       'glint_retry_job', 'glint_purge_jobs'];
+                                       'glint_retry_job', 'glint_purge_jobs',
+                                       -- 016: result reuse
+                                       'glint_reuse_job'];
     v_worker_fns CONSTANT text[] := v_definer;
     v_service_fns CONSTANT text[] := ARRAY['glint_enqueue_job', 'glint_cancel_job', 'glint_credit_cost', 'glint_retry_job'];
     v_user_fns CONSTANT text[] := ARRAY['glint_credit_cost'];

@@ -70,6 +70,146 @@ function videoAt(videoUrl, seconds) {
   return u.toString();
 }
 
+// ---- charts: plain SVG built with createElementNS (the CSP allows no inline style; colours come from style.css) ----
+
+const SVGNS = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  for (const c of children) {
+    if (c === null || c === undefined) continue;
+    e.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
+  }
+  return e;
+}
+
+// A round axis maximum: 1, 2, 5, 10, 20, 50 …
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+function hhmm(t) {
+  const d = new Date(t * 1000);
+  return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+}
+
+const CHART = { w: 560, h: 150, left: 34, right: 8, top: 8, bottom: 20 };
+
+// Axes, horizontal grid and time labels shared by both charts; returns the plot's geometry.
+function chartFrame(root, minutes, max) {
+  const c = CHART, pw = c.w - c.left - c.right, ph = c.h - c.top - c.bottom;
+  for (const f of [0, 0.5, 1]) {
+    const y = c.top + ph - f * ph;
+    root.appendChild(svg("line", { class: "grid", x1: c.left, x2: c.w - c.right, y1: y, y2: y }));
+    root.appendChild(svg("text", { class: "axis", x: c.left - 4, y: y + 4, "text-anchor": "end" }, String(+(f * max).toFixed(1))));
+  }
+  const n = minutes.length;
+  if (n > 0)
+    for (const [i, x, anchor] of [[0, c.left, "start"], [Math.floor(n / 2), c.left + pw / 2, "middle"], [n - 1, c.w - c.right, "end"]])
+      root.appendChild(svg("text", { class: "axis", x: x, y: c.h - 5, "text-anchor": anchor }, hhmm(minutes[i].t)));
+  return { x0: c.left, y0: c.top + ph, pw: pw, ph: ph, step: pw / n };
+}
+
+const OUTCOMES = ["completed", "failed", "retried", "cancelled"];
+
+// Stacked bars: jobs this worker finished per minute, by outcome.
+function throughputChart(minutes) {
+  const max = niceMax(Math.max(0, ...minutes.map((m) => OUTCOMES.reduce((a, o) => a + (m[o] || 0), 0))));
+  const root = svg("svg", { id: "chart-jobs", class: "chart", viewBox: "0 0 " + CHART.w + " " + CHART.h, role: "img",
+    "aria-label": "jobs finished per minute by outcome, last hour" });
+  const g = chartFrame(root, minutes, max);
+  minutes.forEach((m, i) => {
+    let y = g.y0;
+    for (const o of OUTCOMES) {
+      const v = m[o] || 0;
+      if (!v) continue;
+      const h = v / max * g.ph;
+      y -= h;
+      root.appendChild(svg("rect", { class: "bar " + o, x: g.x0 + i * g.step + 1, y: y, width: Math.max(1, g.step - 2), height: h,
+        "data-minute": m.t, "data-outcome": o, "data-value": v }, svg("title", {}, hhmm(m.t) + " " + o + ": " + v)));
+    }
+  });
+  return root;
+}
+
+// A line through the queue-depth samples (minutes without a sample leave a gap).
+function queueChart(minutes) {
+  const vals = minutes.map((m) => (typeof m.queue_depth === "number" ? m.queue_depth : null));
+  const max = niceMax(Math.max(0, ...vals.filter((v) => v !== null)));
+  const root = svg("svg", { id: "chart-queue", class: "chart", viewBox: "0 0 " + CHART.w + " " + CHART.h, role: "img",
+    "aria-label": "queue depth, last hour" });
+  const g = chartFrame(root, minutes, max);
+  let d = "", pen = false;
+  vals.forEach((v, i) => {
+    if (v === null) { pen = false; return; }
+    const x = g.x0 + (i + 0.5) * g.step, y = g.y0 - v / max * g.ph;
+    d += (pen ? "L" : "M") + x.toFixed(1) + " " + y.toFixed(1);
+    pen = true;
+    root.appendChild(svg("circle", { class: "point", cx: x, cy: y, r: 2, "data-minute": minutes[i].t, "data-value": v },
+      svg("title", {}, hhmm(minutes[i].t) + " queue " + v)));
+  });
+  if (d) root.insertBefore(svg("path", { class: "line", d: d }), root.firstChild.nextSibling);
+  return root;
+}
+
+function legend(items) {
+  return el("div", { class: "legend" }, ...items.map(([cls, label]) => el("span", {}, el("i", { class: "swatch " + cls }), label)));
+}
+
+async function loadHistory() {
+  const box = document.getElementById("charts");
+  if (!apiKey()) { box.hidden = true; return; }
+  let h;
+  try {
+    h = await api("/worker/history");
+  } catch (e) {
+    box.hidden = true;
+    return;
+  }
+  const minutes = Array.isArray(h.minutes) ? h.minutes : [];
+  const total = (o) => minutes.reduce((a, m) => a + (m[o] || 0), 0);
+  box.replaceChildren(
+    el("div", { class: "card chartcard" }, el("h2", {}, "Jobs finished per minute · last hour"),
+      throughputChart(minutes), legend(OUTCOMES.map((o) => [o, o + " " + total(o)]))),
+    el("div", { class: "card chartcard" }, el("h2", {}, "Queue depth · last hour"), queueChart(minutes),
+      el("div", { class: "legend muted" }, "PENDING jobs, sampled by worker " + String(h.worker_id || ""))));
+  box.hidden = false;
+}
+
+// The job's stages as a waterfall, in pipeline order, each bar starting where the previous one ended.
+const STAGES = [["metadata", "metadata"], ["audio", "audio"], ["download", "download"], ["scenes", "scenes"],
+  ["upload", "upload"], ["file_processing", "processing"], ["analyze", "analysis"]];
+
+function waterfall(timings) {
+  const rows = STAGES.filter(([k]) => typeof timings[k] === "number" && timings[k] >= 0).map(([k, label]) => [k, label, timings[k]]);
+  if (!rows.length) return null;
+  const sum = rows.reduce((a, r) => a + r[2], 0);
+  const total = typeof timings.total === "number" && timings.total > sum ? timings.total : sum;
+  if (total - sum > 0.001) rows.push(["other", "other", total - sum]);
+  const W = 640, label = 90, right = 70, rowH = 22, pw = W - label - right, H = rows.length * rowH + 22;
+  const root = svg("svg", { id: "waterfall", class: "chart", viewBox: "0 0 " + W + " " + H, role: "img",
+    "aria-label": "time per stage" });
+  const scale = total > 0 ? pw / total : 0;
+  let at = 0;
+  rows.forEach(([k, name, v], i) => {
+    const y = i * rowH + 4;
+    root.appendChild(svg("text", { class: "axis", x: label - 6, y: y + 13, "text-anchor": "end" }, name));
+    root.appendChild(svg("rect", { class: "stage " + k, x: label + at * scale, y: y, width: Math.max(1, v * scale), height: rowH - 6,
+      "data-stage": k, "data-seconds": v }, svg("title", {}, name + ": " + secs(v))));
+    root.appendChild(svg("text", { class: "axis", x: label + (at + v) * scale + 4, y: y + 13 }, secs(v)));
+    at += v;
+  });
+  const y = rows.length * rowH + 4;
+  root.appendChild(svg("line", { class: "grid", x1: label, x2: label + pw, y1: y, y2: y }));
+  root.appendChild(svg("text", { class: "axis", x: label, y: y + 14 }, "0"));
+  root.appendChild(svg("text", { class: "axis", x: label + pw, y: y + 14, "text-anchor": "end" }, "total " + secs(total)));
+  return root;
+}
+
 async function loadHealth() {
   const box = document.getElementById("health");
   try {
@@ -211,6 +351,8 @@ async function showJob(id) {
   const r = j.result || {};
   const parts = [el("p", {}, el("a", { href: "#/" }, "← all jobs")),
     section(r.title || "Job " + j.id, jobMeta(j), cancelButton(j), retryButton(j))];
+  const wf = j.timings && typeof j.timings === "object" ? waterfall(j.timings) : null;
+  if (wf) parts.push(section("Where the time went", wf));
   if (r.summary) parts.push(section("Summary", el("p", { id: "summary" }, String(r.summary))));
   if (Array.isArray(r.keyTakeaways) && r.keyTakeaways.length)
     parts.push(section("Key takeaways", el("ul", { id: "takeaways" }, ...r.keyTakeaways.map((t) => el("li", {}, String(t))))));
@@ -227,7 +369,10 @@ function route() {
   document.getElementById("job-view").hidden = !m;
   loadHealth();
   if (m) showJob(m[1]);
-  else loadJobs(false);
+  else {
+    loadJobs(false);
+    loadHistory();
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -247,4 +392,5 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("hashchange", route);
   route();
   setInterval(loadHealth, 5000);
+  setInterval(() => { if (!document.getElementById("list-view").hidden) loadHistory(); }, 30000);
 });

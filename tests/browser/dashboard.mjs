@@ -1,5 +1,6 @@
 // Drives the dashboard in Debian's headless Chromium (playwright-core, no bundled browser). Environment:
-//   BASE, KEY, DONE_ID, PENDING_ID, VIDEO_URL, XSS (a string the page must show as text), OUT (screenshot dir)
+//   BASE, KEY, DONE_ID, PENDING_ID, VIDEO_URL, XSS (a string the page must show as text), OUT (screenshot dir),
+//   HIST_COMPLETED / HIST_FAILED (jobs the worker finished in the last hour), TIMINGS (the done job's stored timings)
 // Prints one JSON line {"checks": [[ok, what], ...]} for test_dashboard.py to assert.
 import { chromium } from "playwright-core";
 
@@ -40,7 +41,25 @@ try {
   check(await page.$(`tr[data-id="${env.PENDING_ID}"]`), "status filter keeps the pending job");
   await page.selectOption("#status-filter", "");
   await page.waitForSelector(`tr[data-id="${env.DONE_ID}"]`, { timeout: 10000 });
+  // the last hour's charts: bars per outcome add up to what the worker ran, the queue line has its samples
+  await page.waitForSelector("#chart-jobs rect.bar", { timeout: 10000 });
+  await page.waitForSelector("#chart-queue circle.point", { timeout: 10000 });
+  const bars = await page.$$eval("#chart-jobs rect.bar", (rs) => rs.map((r) => [r.dataset.outcome, +r.dataset.value,
+    +r.getAttribute("height"), +r.getAttribute("width")]));
+  const sumOf = (o) => bars.filter((b) => b[0] === o).reduce((a, b) => a + b[1], 0);
+  check(sumOf("completed") === +env.HIST_COMPLETED && sumOf("failed") === +env.HIST_FAILED,
+    "throughput bars add up to the jobs run: " + JSON.stringify(bars));
+  check(bars.every((b) => b[2] > 0 && b[3] > 0), "every bar has a visible size");
+  const tallest = bars.reduce((a, b) => (b[1] > a[1] ? b : a), bars[0]);
+  check(bars.every((b) => Math.abs(b[2] / b[1] - tallest[2] / tallest[1]) < 0.01), "bar heights proportional to counts");
+  const points = await page.$$eval("#chart-queue circle.point", (ps) => ps.map((p) => +p.dataset.value));
+  check(points.length >= 1 && points.every((v) => v >= 0), "queue depth points: " + JSON.stringify(points));
+  check(await page.$("#chart-queue path.line"), "queue depth line drawn");
+  check(/completed 3/.test(await page.textContent("#charts .legend")), "legend gives the totals");
   await page.screenshot({ path: env.OUT + "/dashboard-list.png", fullPage: true });
+  await page.setViewportSize({ width: 1100, height: 640 });
+  await page.screenshot({ path: env.OUT + "/docs-list.png" });
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // the completed job's page
   await page.click(`tr[data-id="${env.DONE_ID}"] a`);
@@ -65,7 +84,23 @@ try {
   const va = await page.textContent("table.visual");
   check(va.includes("Chart") && va.includes("revenue chart"), "visual audit: " + va);
   check(!(await page.$("#job-view button.cancel")), "no cancel button on a finished job");
+  // the stage waterfall: stored stages in pipeline order, each bar starting where the previous ended, widths to scale
+  const timings = JSON.parse(env.TIMINGS);
+  const stages = await page.$$eval("#waterfall rect.stage", (rs) => rs.map((r) => [r.dataset.stage, +r.dataset.seconds,
+    +r.getAttribute("x"), +r.getAttribute("width")]));
+  const order = ["metadata", "audio", "download", "scenes", "upload", "file_processing", "analyze"].filter((k) => k in timings);
+  const rest = timings.total - order.reduce((a, k) => a + timings[k], 0);
+  check(JSON.stringify(stages.map((r) => r[0])) === JSON.stringify(rest > 0.001 ? [...order, "other"] : order),
+    "waterfall stages in order: " + JSON.stringify(stages));
+  check(stages.every((r) => r[0] === "other" ? Math.abs(r[1] - rest) < 1e-6 : r[1] === timings[r[0]]), "waterfall seconds from the timings");
+  check(stages.every((r, i) => i === 0 || Math.abs(r[2] - (stages[i - 1][2] + stages[i - 1][3])) < 0.01), "each stage starts where the last ended");
+  const perSec = stages[0][3] / stages[0][1];
+  check(stages.every((r) => Math.abs(r[3] / r[1] - perSec) < 0.01 * perSec), "bar widths proportional to seconds");
+  check(/total 14\.0 s/.test(await page.textContent("#waterfall")), "waterfall shows the total");
   await page.screenshot({ path: env.OUT + "/dashboard-job.png", fullPage: true });
+  await page.setViewportSize({ width: 1100, height: 900 });
+  await page.screenshot({ path: env.OUT + "/docs-job.png" });
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // cancel the pending job from its page: the button asks for the key
   await page.goto(env.BASE + "/#/job/" + env.PENDING_ID);

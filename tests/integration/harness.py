@@ -138,6 +138,7 @@ def worker_env(db, **extra):
         "POLL_INTERVAL_MS": "5000",
         "SHUTDOWN_GRACE_MS": "2000",
         "GW_STRICT_STATES": "1",  # an impossible job state transition aborts the worker (handlers/job.c)
+        "RESULT_REUSE_TTL_HOURS": "0",  # tests re-run videos to exercise the pipeline; test_reuse turns reuse on
     })
     env.update({k: str(v) for k, v in extra.items()})
     for k in WORKER_TIMINGS:

@@ -10,7 +10,7 @@ db = Database("api")
 w = None
 try:
     migrate(db)
-    w = Worker(db)
+    w = Worker(db, MAX_CONCURRENT_JOBS="8")
     w.wait_ready()
 
     st, body = w.json("GET", "/health", key=None)

@@ -1,13 +1,14 @@
 """The dashboard end to end in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core from npm)
 against a running worker on real PostgreSQL: health, job list and filter, a completed job's page (timeline links to the
-video at each timestamp, data rendered as text), cancelling a pending job through the UI. Screenshots go to
-<build>/tests/output/."""
+video at each timestamp, data rendered as text, its stage waterfall drawn from the stored timings), the last hour's charts
+(jobs finished per minute by outcome, queue depth: GET /worker/history drawn as SVG, matching what the worker really
+ran), cancelling a pending job through the UI. Screenshots go to <build>/tests/output/ (docs/img/ holds a copy)."""
 import json
 import os
 import subprocess
 import uuid
 
-from harness import API_KEY, BIN, SRC, Database, Worker, check, migrate, report
+from harness import API_KEY, BIN, SRC, Database, Worker, check, insert_jobs, migrate, report, wait_for
 
 BROWSER_DIR = os.path.join(SRC, "browser")
 OUT = os.path.join(BIN, "tests", "output")
@@ -38,17 +39,36 @@ try:
               "keywords": ["alpha", "beta"],
               "visualAudit": [{"timestamp": "01:30", "detail": "revenue chart", "type": "Chart"}]}
     db.q("UPDATE analysis_jobs SET status = 'COMPLETED', stage = 'done', attempts = 1, started_at = created_at + interval"
-         " '2 seconds', finished_at = created_at + interval '14 seconds', run_after = now() WHERE id = %s", done)
-    db.q("INSERT INTO analysis_results (job_id, result, model) VALUES (%s, %s, 'gemini-test')", done, json.dumps(result))
+         " '2 seconds', finished_at = created_at + interval '14 seconds', run_after = now(), mode = 'deep' WHERE id = %s", done)
+    # what the job machine stores (handlers/job.c): seconds per stage, the total, and non-numeric extras
+    timings = {"metadata": 1.4, "download": 3.2, "upload": 1.1, "file_processing": 2.3, "analyze": 5.6, "total": 14.0,
+               "chunks": 1, "video_source": "upload", "transcript_source": "captions"}
+    db.q("INSERT INTO analysis_results (job_id, result, model, timings) VALUES (%s, %s, 'gemini-test', %s)", done,
+         json.dumps(result), json.dumps(timings))
     # pending and not yet due: the worker leaves it alone, so the UI can cancel it
     pending = db.one("SELECT glint_enqueue_job(%s, %s)::text", user, "https://youtu.be/ok000000000")
     db.q("UPDATE analysis_jobs SET run_after = now() + interval '1 hour' WHERE id = %s", pending)
     balance = db.one("SELECT balance FROM user_credits WHERE user_id = %s", user)
     w = Worker(db)
     check(w.wait_ready(), "worker ready")
+    # jobs the worker really runs (the test pipeline): the charts of the last hour must show exactly these
+    ran = insert_jobs(db, ["test://noop"] * 3 + ["test://fail/permanent"], user=user)
+    check(wait_for(lambda: db.one("SELECT count(*) FROM analysis_jobs WHERE id = ANY(%s::uuid[]) AND status IN"
+                                  " ('COMPLETED', 'FAILED')", [str(i) for i in ran]) == 4, 20), "the worker ran 4 jobs")
+    st, _ = w.json("GET", "/worker/history", key=None)
+    check(st == 401, "history needs the API key: %s" % st)
+
+    def history():
+        st, h = w.json("GET", "/worker/history")
+        mins = h.get("minutes", []) if st == 200 else []
+        done_ = sum(m["completed"] for m in mins) == 3 and sum(m["failed"] for m in mins) == 1
+        return h if done_ and any(m["queue_depth"] is not None for m in mins) else None
+    hist = wait_for(history, 15)  # the queue depth is sampled every 5 s
+    check(hist and len(hist["minutes"]) == 60, "history: 60 minutes with 3 completed, 1 failed, a queue sample: %s" % (
+        hist and [m for m in hist["minutes"] if m["completed"] or m["failed"] or m["queue_depth"] is not None]))
 
     env = dict(os.environ, BASE="http://127.0.0.1:%d" % w.port, KEY=API_KEY, DONE_ID=done, PENDING_ID=pending,
-               VIDEO_URL=VIDEO, XSS=XSS, OUT=OUT)
+               VIDEO_URL=VIDEO, XSS=XSS, OUT=OUT, HIST_COMPLETED="3", HIST_FAILED="1", TIMINGS=json.dumps(timings))
     p = subprocess.run(["node", os.path.join(BROWSER_DIR, "dashboard.mjs")], env=env, capture_output=True, text=True,
                        timeout=180, cwd=BROWSER_DIR)
     lines = [l for l in p.stdout.splitlines() if l.startswith('{"checks"')]
@@ -57,9 +77,12 @@ try:
         check(ok, "browser: " + what)
     check(db.one("SELECT status FROM analysis_jobs WHERE id = %s", pending) == "CANCELLED", "the UI cancelled the job")
     check(db.one("SELECT balance FROM user_credits WHERE user_id = %s", user) == balance + 1, "its credit was refunded")
-    for name in ("dashboard-list.png", "dashboard-job.png", "dashboard-cancelled.png"):
+    for name in ("dashboard-list.png", "dashboard-job.png", "dashboard-cancelled.png", "docs-list.png", "docs-job.png"):
         path = os.path.join(OUT, name)
         check(os.path.exists(path) and os.path.getsize(path) > 5000, "screenshot %s saved" % path)
+    for name in ("docs-list.png", "docs-job.png"):  # the copies in docs/img/ must stay small
+        path = os.path.join(OUT, name)
+        check(os.path.exists(path) and os.path.getsize(path) <= 150 * 1024, "%s is at most 150 KB" % path)
 finally:
     if w:
         w.stop()

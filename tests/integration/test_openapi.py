@@ -139,6 +139,9 @@ try:
         st, body = call(w, doc, "GET", "/worker/jobs?" + q, "/worker/jobs", expect=400)
     call(w, doc, "GET", "/worker/jobs", "/worker/jobs", key=None, expect=401)
     call(w, doc, "GET", "/worker/jobs", "/worker/jobs", key="wrong-key-0000", expect=401)
+    # the dashboard's last hour (in memory)
+    call(w, doc, "GET", "/worker/history", "/worker/history", expect=200)
+    call(w, doc, "GET", "/worker/history", "/worker/history", key=None, expect=401)
 
     # one job
     call(w, doc, "GET", "/worker/jobs/" + ids[1], "/worker/jobs/{id}", expect=200)
@@ -169,7 +172,8 @@ try:
     workers.append(nokey)
     for path, tpl, m in (("/worker/jobs", "/worker/jobs", "GET"), ("/worker/jobs/" + ids[2], "/worker/jobs/{id}", "GET"),
                          ("/worker/jobs/%s/cancel" % ids[2], "/worker/jobs/{id}/cancel", "POST"),
-                         ("/worker/jobs/%s/retry" % ids[2], "/worker/jobs/{id}/retry", "POST")):
+                         ("/worker/jobs/%s/retry" % ids[2], "/worker/jobs/{id}/retry", "POST"),
+                         ("/worker/history", "/worker/history", "GET")):
         call(nokey, doc, m, path, tpl, expect=503)
 
     class Down:

@@ -20,7 +20,7 @@ POLICY = {
 WORKER_FUNCTIONS = {"glint_complete_jobs", "glint_fail_job", "glint_cancel_job", "glint_reap_expired",
                     "glint_reconcile_credits", "glint_claim_jobs", "glint_heartbeat", "glint_set_stage",
                     "glint_release_jobs", "glint_gemini_admit", "glint_gemini_settle",
-                    "glint_gemini_pause"}
+                    "glint_gemini_pause", "glint_defer_job"}
 
 db = Database("role")
 w = None

@@ -14,7 +14,9 @@ With --control, tests steer it at run time:
     POST /_control          {"faults": [...], "fault_count": N, "latency_ms": .., "processing_polls": ..,
                              "retry_delay": "0.2s", "hang_ms": .., "upload_granularity": .., "models": [..] (added),
                              "known_models": [..] (the only models known: others answer 404 NOT_FOUND),
-                             "discard_uploads": bool, "chunk_delay_ms": .. (each upload data request waits)}
+                             "discard_uploads": bool, "chunk_delay_ms": .. (each upload data request waits),
+                             "refused_keys": {"KEY": 401 | 403} (that key is refused on every endpoint: 401
+                             UNAUTHENTICATED, or 403 PERMISSION_DENIED as for a key reported as leaked)}
     POST /_control          {"random_faults": {"503": 0.1, "reset": 0.05, ...}}: besides the listed faults, each
                             request draws one of these with its probability (sum <= 1; {} turns it off)
     POST /_control/reset    forget stats, violations, faults, random faults and chunk_delay_ms (files stay)
@@ -142,6 +144,7 @@ class State:
         self.upload_granularity = args.upload_granularity
         self.discard_uploads = args.discard_uploads
         self.chunk_delay_ms = 0
+        self.refused_keys = {}
         self.set_faults([f for f in (args.faults or "").split(",") if f], args.fault_count)
         self.random_faults = {}
         rpm_init(self, args)
@@ -334,6 +337,10 @@ def check_file_parts(contents, state):
             m = re.search(r"/v1beta/files/([A-Za-z0-9_-]+)$", uri)
             if m is None:
                 if "youtube.com/" in uri or "youtu.be/" in uri:
+                    # Gemini takes a public video's page URL, not a playlist, channel or search page
+                    if not re.match(r"^https://(www\.)?(youtube\.com/watch\?v=|youtu\.be/)[A-Za-z0-9_-]{11}$", uri):
+                        raise ApiError(400, "INVALID_ARGUMENT", "Request contains an invalid argument.",
+                                       violation="YouTube fileUri is not a video URL: %s" % uri)
                     if state.take_fault({"youtube_refused"}):
                         raise ApiError(400, "INVALID_ARGUMENT", "Request contains an invalid argument.")
                     continue
@@ -681,6 +688,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers without "
                            "established identity). Please use API Key or other form of API consumer identity to "
                            "call this API.")
+        refused = self.st.refused_keys.get(key)
+        if refused == 401:
+            raise ApiError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 "
+                           "access token, login cookie or other valid authentication credential. See "
+                           "https://developers.google.com/identity/sign-in/web/devconsole-project.")
+        if refused == 403:
+            raise ApiError(403, "PERMISSION_DENIED", "Your API key was reported as leaked. Please use another API key.")
         if self.st.api_key is not None and key != self.st.api_key:
             raise ApiError(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
                            [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
@@ -1078,6 +1092,8 @@ class Handler(BaseHTTPRequestHandler):
                     if "retry_delay" in cfg:
                         st.retry_delay = str(cfg["retry_delay"])
                     rpm_control(st, cfg)
+                    if "refused_keys" in cfg:
+                        st.refused_keys = {str(k): int(v) for k, v in (cfg["refused_keys"] or {}).items()}
                     for m in cfg.get("models", []):
                         if m not in st.models:
                             st.models.append(m)
@@ -1093,6 +1109,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.set_faults([], None)
                 st.chunk_delay_ms = 0
                 st.random_faults = {}
+                st.refused_keys = {}
             return self.send_json(200, self.config_json())
         self.read_body()
         if method == "GET" and path == "/_control/stats":

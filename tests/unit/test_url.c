@@ -246,8 +246,56 @@ static void test_outputs(void)
     free(canon);
 }
 
+/* Result reuse keys on this: every form of one YouTube video is one identity, another video another. */
+static char *identity_of(const char *url, const char *hosts)
+{
+    char id[GW_URL_ID_LEN + 1];
+    char *canon = NULL;
+    if (gw_url_normalize(url, hosts, id, &canon, NULL, NULL) != 0)
+        return NULL;
+    char *ident = gw_url_identity(id, canon);
+    free(canon);
+    return ident;
+}
+
+static void test_identity(void)
+{
+    static const char *const forms[] = {
+        "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+        "http://youtube.com/watch?v=dQw4w9WgXcQ&t=42s&list=PL0123456789",
+        "www.youtube.com/watch?feature=share&v=dQw4w9WgXcQ",
+        "https://youtu.be/dQw4w9WgXcQ?si=abcdef",
+        "https://www.youtube.com/shorts/dQw4w9WgXcQ",
+        "https://www.youtube.com/embed/dQw4w9WgXcQ?start=10",
+        "https://www.youtube.com/live/dQw4w9WgXcQ?feature=share",
+        "https://m.youtube.com/watch?v=dQw4w9WgXcQ",
+        "https://music.youtube.com/watch?v=dQw4w9WgXcQ&si=x",
+        "https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ",
+        "HTTPS://WWW.YOUTUBE.COM/watch?v=dQw4w9WgXcQ",
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        char *ident = identity_of(forms[i], NULL);
+        CHECK(ident != NULL);
+        CHECK_STR(ident ? ident : "(refused)", "youtube:dQw4w9WgXcQ");
+        free(ident);
+    }
+    /* the id is case-sensitive: another case is another video */
+    char *other = identity_of("https://youtu.be/dQw4w9WgXcq", NULL);
+    CHECK_STR(other ? other : "(refused)", "youtube:dQw4w9WgXcq");
+    free(other);
+    /* other hosts: the normalised URL, scheme and host lower-cased, fragment dropped, path and query kept */
+    char *a = identity_of("HTTP://Media.Example.org/A/b.mp4?x=1#t=5", "media.example.org");
+    CHECK_STR(a ? a : "(refused)", "url:http://media.example.org/A/b.mp4?x=1");
+    free(a);
+    char *b = identity_of("http://127.0.0.1:8080/v.mp4", "127.0.0.1");
+    CHECK_STR(b ? b : "(refused)", "url:http://127.0.0.1:8080/v.mp4");
+    free(b);
+    CHECK(gw_url_identity("", NULL) == NULL);
+}
+
 int main(void)
 {
+    test_identity();
     test_url_corpus();
     test_url_specials();
     test_host_allowed();
