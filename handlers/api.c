@@ -324,7 +324,8 @@ static void on_history(gw_http_req_t *r, void *data)
 
 const char gw_api_job_sql[] =
     "SELECT json_build_object('id', j.id, 'user_id', j.user_id, 'video_url', j.video_url, 'mode', j.mode,"
-    " 'language', j.language, 'status', j.status, 'stage', j.stage, 'attempts', j.attempts, 'max_attempts', j.max_attempts,"
+    " 'language', j.language, 'status', j.status, 'stage', j.stage, 'priority', j.priority, 'attempts', j.attempts,"
+    " 'max_attempts', j.max_attempts,"
     " 'credits_charged', j.credits_charged, 'error', CASE WHEN j.error_code IS NULL THEN NULL"
     " ELSE json_build_object('code', j.error_code, 'message', j.error_message) END,"
     " 'created_at', j.created_at, 'started_at', j.started_at, 'finished_at', j.finished_at, 'updated_at', j.updated_at,"
@@ -395,6 +396,51 @@ static void on_job_cancel(gw_http_req_t *r, void *data)
     gw_pg_query(app->pg, "gw_api_cancel", "SELECT status, changed FROM glint_cancel_job($1::uuid)", 1, params, 0, on_cancel_row, r);
 }
 
+/* ---- POST /worker/jobs/{id}/retry: FAILED or CANCELLED -> PENDING, charged again (glint_retry_job, sql/017) ---- */
+
+static void on_retry_row(PGresult *res, const char *error, void *data)
+{
+    gw_http_req_t *r = data;
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        gw_warn("retry failed: %s", error ? error : PQresultErrorMessage(res));
+        gw_http_respond_error(r, 503, "database_unavailable", "the job could not be retried; try again shortly");
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        gw_http_respond_error(r, 404, "not_found", "no job with this id");
+        return;
+    }
+    const char *status = PQgetvalue(res, 0, 0), *outcome = PQgetvalue(res, 0, 1);
+    char msg[128];
+    if (strcmp(outcome, "not_retryable") == 0) {
+        snprintf(msg, sizeof(msg), "the job is %s; only a FAILED or CANCELLED job can be retried", status);
+        gw_http_respond_error(r, 409, "not_retryable", msg);
+        return;
+    }
+    if (strcmp(outcome, "insufficient_credits") == 0) {
+        snprintf(msg, sizeof(msg), "the balance does not cover the retry's %s credit(s); nothing was changed",
+                 PQgetvalue(res, 0, 2));
+        gw_http_respond_error(r, 402, "insufficient_credits", msg);
+        return;
+    }
+    json_t *o = json_pack("{s:s, s:s, s:I}", "id", gw_http_param(r, 0), "status", status, "credits_charged",
+                          (json_int_t)atol(PQgetvalue(res, 0, 2)));
+    char *s = json_dumps(o, JSON_COMPACT);
+    gw_http_respond_json(r, 200, s);
+    free(s);
+    json_decref(o);
+}
+
+static void on_job_retry(gw_http_req_t *r, void *data)
+{
+    gw_app_t *app = data;
+    if (!job_request_ok(app, r))
+        return;
+    const char *params[] = {gw_http_param(r, 0)};
+    gw_pg_query(app->pg, "gw_api_retry", "SELECT status, outcome, credits FROM glint_retry_job($1::uuid)", 1, params, 0,
+                on_retry_row, r);
+}
+
 void gw_api_register(gw_app_t *app)
 {
     gw_server_route(app->server, "GET", "/", on_index, app);
@@ -408,4 +454,5 @@ void gw_api_register(gw_app_t *app)
     gw_server_route(app->server, "GET", "/worker/history", on_history, app);
     gw_server_route(app->server, "GET", "/worker/jobs/*", on_job_get, app);
     gw_server_route(app->server, "POST", "/worker/jobs/*/cancel", on_job_cancel, app);
+    gw_server_route(app->server, "POST", "/worker/jobs/*/retry", on_job_retry, app);
 }

@@ -30,6 +30,8 @@ static int parse_option(const gw_cli_command_t *cmd, int argc, char **argv, int 
         a->mode = "deep";
     } else if ((cmd->options & GW_CLI_OPT_USER) && strcmp(s, "--user") == 0 && has_value) {
         a->user = argv[++*i];
+    } else if ((cmd->options & GW_CLI_OPT_PRIORITY) && strcmp(s, "--priority") == 0 && has_value) {
+        a->priority = argv[++*i];
     } else if ((cmd->options & GW_CLI_OPT_LANGUAGE) && strcmp(s, "--language") == 0 && has_value) {
         a->language = argv[++*i];
     } else if ((cmd->options & GW_CLI_OPT_JSON) && strcmp(s, "--json") == 0) {
@@ -46,6 +48,7 @@ int gw_cli_parse(const gw_cli_command_t *cmd, int argc, char **argv, gw_cli_args
 {
     memset(a, 0, sizeof(*a));
     a->mode = "standard";
+    a->priority = "0";
     for (int i = 1; i < argc; i++) {
         if (is_help(argv[i])) {
             gw_cli_print_usage(cmd, stdout);
@@ -66,6 +69,13 @@ int gw_cli_parse(const gw_cli_command_t *cmd, int argc, char **argv, gw_cli_args
     }
     if (cmd->positional != NULL && a->positional == NULL) {
         fprintf(stderr, "glint-worker %s: missing %s (try glint-worker %s --help)\n", cmd->name, cmd->positional, cmd->name);
+        return -1;
+    }
+    char *end;
+    long prio = strtol(a->priority, &end, 10);
+    if (*a->priority == '\0' || *end != '\0' || prio < -32768 || prio > 32767) {
+        fprintf(stderr, "glint-worker %s: --priority must be an integer from -32768 to 32767, not \"%s\"\n", cmd->name,
+                a->priority);
         return -1;
     }
     if (strcmp(a->mode, "standard") != 0 && strcmp(a->mode, "deep") != 0) {
@@ -152,9 +162,10 @@ static int enqueue(gw_settings_t *cfg, const gw_cli_args_t *args)
     PGconn *c = connect_db(cfg, "enqueue");
     if (c == NULL)
         return 1;
-    const char *params[] = {a.user, a.positional, a.mode, a.language};
+    const char *params[] = {a.user, a.positional, a.mode, a.language, a.priority};
     /* the database validates the tag (invalid_language); NULL = the transcript's language */
-    PGresult *res = PQexecParams(c, "SELECT glint_enqueue_job($1::uuid, $2, $3, p_language => $4)", 4, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(c, "SELECT glint_enqueue_job($1::uuid, $2, $3, p_language => $4, p_priority => $5::int)", 5, NULL,
+                                 params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         printf("%s\n", PQgetvalue(res, 0, 0));
@@ -315,7 +326,7 @@ static int analyze_run(gw_settings_t *cfg, const gw_cli_args_t *a)
     gw_pipeline_t pipeline;
     if (gw_pipeline_init(&an.app, &pipeline) != 0)
         return 1;
-    gw_queue_opts_t qo = {"analyze", 1, (unsigned)cfg->lease_seconds, (uint64_t)cfg->poll_interval_ms, NULL, 0, NULL, 0};
+    gw_queue_opts_t qo = {"analyze", 1, (unsigned)cfg->lease_seconds, (uint64_t)cfg->poll_interval_ms, NULL, 0, NULL, 0, 0};
     an.app.queue = gw_queue_create(&loop, NULL, &qo, &pipeline);
     gw_queue_run_local(an.app.queue, a->positional, strcmp(a->mode, "deep") == 0, on_outcome, &an);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -363,19 +374,54 @@ static int cancel(gw_settings_t *cfg, const gw_cli_args_t *a)
     return rc;
 }
 
+/* ---- retry: the same SQL function as POST /worker/jobs/{id}/retry ---- */
+
+static int retry(gw_settings_t *cfg, const gw_cli_args_t *a)
+{
+    if (!gw_api_valid_uuid(a->positional)) {
+        fprintf(stderr, "glint-worker retry: the job id must be a UUID, not \"%s\"\n", a->positional);
+        return 2;
+    }
+    PGconn *c = connect_db(cfg, "retry");
+    if (c == NULL)
+        return 1;
+    const char *params[] = {a->positional};
+    PGresult *res =
+        PQexecParams(c, "SELECT status, outcome, credits FROM glint_retry_job($1::uuid)", 1, NULL, params, NULL, NULL, 0);
+    int rc = 1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "glint-worker retry: %s", PQresultErrorMessage(res));
+    } else if (PQntuples(res) == 0) {
+        fprintf(stderr, "glint-worker retry: no job with id %s\n", a->positional);
+    } else if (strcmp(PQgetvalue(res, 0, 1), "not_retryable") == 0) {
+        fprintf(stderr, "glint-worker retry: the job is %s; only a FAILED or CANCELLED job can be retried\n",
+                PQgetvalue(res, 0, 0));
+    } else if (strcmp(PQgetvalue(res, 0, 1), "insufficient_credits") == 0) {
+        fprintf(stderr, "glint-worker retry: insufficient credits: the retry costs %s credit(s); nothing was changed\n",
+                PQgetvalue(res, 0, 2));
+    } else {
+        printf("%s PENDING (charged %s credit(s))\n", a->positional, PQgetvalue(res, 0, 2));
+        rc = 0;
+    }
+    PQclear(res);
+    PQfinish(c);
+    return rc;
+}
+
 /* ---- declarations ---- */
 
 const gw_cli_command_t gw_cli_enqueue = {
     "enqueue",
-    "URL [--mode standard|deep] [--user UUID] [--language TAG]",
+    "URL [--mode standard|deep] [--user UUID] [--language TAG] [--priority N]",
     "charge the user and enqueue a job; prints its id",
     "  --mode MODE      standard (the default; 1 credit) or deep (15 credits per started 5 minutes)\n"
     "  --deep           the same as --mode deep\n"
     "  --user UUID      the user charged (default " NIL_USER ")\n"
-    "  --language TAG   write the analysis in this language (BCP-47: de, pt-BR, zh-Hant); default the transcript's\n\n"
+    "  --language TAG   write the analysis in this language (BCP-47: de, pt-BR, zh-Hant); default the transcript's\n"
+    "  --priority N     claimed before every PENDING job of a lower priority (default 0; -32768 to 32767)\n\n"
     "The URL is checked as the worker will check it (ALLOWED_VIDEO_HOSTS) before anything is charged.\n",
     "URL",
-    GW_CLI_OPT_MODE | GW_CLI_OPT_USER | GW_CLI_OPT_LANGUAGE,
+    GW_CLI_OPT_MODE | GW_CLI_OPT_USER | GW_CLI_OPT_LANGUAGE | GW_CLI_OPT_PRIORITY,
     GW_SETTINGS_NEED_DB,
     enqueue,
 };
@@ -414,4 +460,16 @@ const gw_cli_command_t gw_cli_cancel = {
     0,
     GW_SETTINGS_NEED_DB,
     cancel,
+};
+
+const gw_cli_command_t gw_cli_retry = {
+    "retry",
+    "ID",
+    "put a FAILED or CANCELLED job back to PENDING, charging its credits again",
+    "Attempts are reset and the error cleared; the charge goes through the ledger (a later failure refunds it again).\n"
+    "Exit 1 when the job is in another state, unknown, or the balance does not cover the charge (nothing changed).\n",
+    "job id",
+    0,
+    GW_SETTINGS_NEED_DB,
+    retry,
 };

@@ -219,7 +219,8 @@ static int start_sources(daemon_t *d)
                           app->sentry,
                           (unsigned)app->cfg->max_concurrent_deep_jobs,
                           app->cfg->work_dir,
-                          (uint64_t)app->cfg->download_max_bytes};
+                          (uint64_t)app->cfg->download_max_bytes,
+                          (unsigned)app->cfg->job_retention_days};
     app->queue = gw_queue_create(app->loop, app->pg, &qo, &pipeline);
     start_modelcheck(d);
     gw_server_opts_t so = {app->cfg->host, (int)app->cfg->port, 64 * 1024, 10000, http_connection_cap(app->cfg)};
@@ -302,8 +303,8 @@ static const gw_cli_command_t migrate_command = {
     migrate,
 };
 
-static const gw_cli_command_t *const commands[] = {
-    &serve_command, &migrate_command, &gw_cli_enqueue, &gw_cli_status, &gw_cli_analyze, &gw_cli_cancel, NULL};
+static const gw_cli_command_t *const commands[] = {&serve_command,  &migrate_command, &gw_cli_enqueue, &gw_cli_status,
+                                                   &gw_cli_analyze, &gw_cli_cancel,   &gw_cli_retry,   NULL};
 
 /* The overview: one line per command (the summary on the next line when the synopsis is long), then the configuration. */
 static void usage(FILE *out)

@@ -282,6 +282,7 @@ static void render_queue(gw_app_t *app, gw_buf_t *b)
         {"glint_ytdlp_breaker_openings_total", "Openings of the yt-dlp bot-check breaker.", gw_breaker_openings_total()},
         {"glint_jobs_lost_total", "Jobs this worker stopped holding (cancelled, lease lost).", s->lost},
         {"glint_jobs_reaped_total", "Expired leases rescued by this worker's reaper.", s->reaped},
+        {"glint_jobs_deleted_total", "Finished jobs deleted by retention (JOB_RETENTION_DAYS) by this worker.", s->deleted},
         {"glint_jobs_found_by_poll_total", "Jobs claimed by the fallback poll rather than a notification.", s->claimed_by_poll},
         {"glint_notifications_total", "NOTIFY messages received.", s->notifications},
         {"glint_listen_reconnects_total", "Reconnections of the LISTEN connection.", gw_pg_reconnects(app->pg)},

@@ -11,6 +11,9 @@
 
 #define POLL_WHILE_DOWN_MS 250
 #define DEPTH_REFRESH_MS 5000
+#define PURGE_BATCH 500         /* jobs per retention statement: short transactions, short locks */
+#define PURGE_INTERVAL_MS 60000 /* between retention rounds once nothing old is left */
+#define PURGE_AGAIN_MS 200      /* between batches while a backlog is being deleted */
 
 typedef enum en_claim_reason_t {
     CLAIM_NOTIFY,  /* a glint_jobs notification */
@@ -41,8 +44,9 @@ struct st_gw_queue_t {
     bool paused;         /* gw_queue_pause_claiming */
     claim_reason_t claim_reason;
     uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
-    uint64_t next_depth_at;
-    bool heartbeat_inflight, reap_inflight, depth_inflight;
+    uint64_t next_depth_at, next_purge_at;
+    unsigned retention_days;
+    bool heartbeat_inflight, reap_inflight, depth_inflight, purge_inflight;
     uint64_t heartbeat_sent_at; /* loop time the in-flight heartbeat's id list was taken */
     json_t *batch_rows;         /* completion rows waiting for the next write */
     gw_joblist_t batch;         /* their jobs */
@@ -689,6 +693,36 @@ static void reap(gw_queue_t *q)
     gw_pg_query(q->pg, "gw_reap", "SELECT id, new_status FROM glint_reap_expired(100)", 0, NULL, 0, on_reaped, q);
 }
 
+/* Retention: one batch per call; glint_purge_jobs takes an advisory lock, so of all workers one deletes at a time
+ * (the others get 0 and try again next round). A full batch means more is waiting: the next one follows shortly. */
+static void on_purged(PGresult *res, const char *error, void *data)
+{
+    gw_queue_t *q = data;
+    q->purge_inflight = false;
+    if (!result_ok(res, PGRES_TUPLES_OK) || PQntuples(res) != 1) {
+        gw_warn("retention failed: %s", error ? error : PQresultErrorMessage(res));
+        return;
+    }
+    long n = atol(PQgetvalue(res, 0, 0));
+    q->stats.deleted += (uint64_t)(n > 0 ? n : 0);
+    if (n > 0)
+        gw_info("retention: deleted %ld finished job(s) older than %u day(s)", n, q->retention_days);
+    if (n >= PURGE_BATCH)
+        q->next_purge_at = uv_now(q->loop) + PURGE_AGAIN_MS;
+}
+
+static void purge(gw_queue_t *q)
+{
+    if (q->retention_days == 0 || q->purge_inflight || !gw_pg_connected(q->pg))
+        return;
+    char days[16], sql[64];
+    snprintf(days, sizeof(days), "%u", q->retention_days);
+    snprintf(sql, sizeof(sql), "SELECT glint_purge_jobs($1::int, %d)", PURGE_BATCH);
+    const char *params[] = {days};
+    q->purge_inflight = true;
+    gw_pg_query(q->pg, "gw_purge", sql, 1, params, 0, on_purged, q);
+}
+
 static void on_depth(PGresult *res, const char *error, void *data)
 {
     gw_queue_t *q = data;
@@ -727,6 +761,10 @@ void gw_queue_tick(gw_queue_t *q)
     if (now >= q->next_reap_at) {
         q->next_reap_at = now + (q->lease_seconds * 1000 / 2 > 1000 ? q->lease_seconds * 1000 / 2 : 1000);
         reap(q);
+    }
+    if (now >= q->next_purge_at) {
+        q->next_purge_at = now + PURGE_INTERVAL_MS;
+        purge(q);
     }
     if (now >= q->next_poll_at) {
         q->next_poll_at = now + (gw_pg_connected(q->pg) ? q->poll_interval_ms : POLL_WHILE_DOWN_MS);
@@ -780,6 +818,7 @@ gw_queue_t *gw_queue_create(uv_loop_t *loop, gw_pg_t *pg, const gw_queue_opts_t 
     q->deep_reserve_bytes = opts->deep_reserve_bytes;
     q->poll_interval_ms = opts->poll_interval_ms;
     q->sentry = opts->sentry;
+    q->retention_days = opts->retention_days;
     q->pipeline = *pipeline;
     q->batch_rows = json_array();
     q->next_poll_at = uv_now(loop) + opts->poll_interval_ms;

@@ -60,6 +60,7 @@ typedef struct st_gw_queue_opts_t {
     unsigned max_deep_jobs;
     const char *work_dir;
     uint64_t deep_reserve_bytes;
+    unsigned retention_days; /* JOB_RETENTION_DAYS: finished jobs older than this are deleted; 0 = keep */
 } gw_queue_opts_t;
 
 typedef struct st_gw_queue_stats_t {
@@ -70,6 +71,7 @@ typedef struct st_gw_queue_stats_t {
     uint64_t completed_standard, completed_deep, failed_standard, failed_deep;
     uint64_t retried_standard, retried_deep, cancelled_standard, cancelled_deep;
     uint64_t notifications;
+    uint64_t deleted;        /* finished jobs deleted by retention (by this worker) */
     int64_t queue_depth;     /* PENDING jobs, refreshed every few seconds (never a query per scrape) */
     double oldest_pending_s; /* age of the oldest PENDING job */
 } gw_queue_stats_t;
@@ -86,7 +88,7 @@ void gw_queue_run_local(gw_queue_t *q, const char *video_url, bool deep, gw_queu
 /* Events from the connection. */
 void gw_queue_on_connect(gw_queue_t *q);
 void gw_queue_on_notify(gw_queue_t *q, const char *channel, const char *payload);
-/* Maintenance: heartbeat, reaper, fallback poll; call about every 250 ms. */
+/* Maintenance: heartbeat, reaper, retention, fallback poll; call about every 250 ms. */
 void gw_queue_tick(gw_queue_t *q);
 
 /* Shutdown, staged: stop claiming; later release what still runs (back to PENDING, attempt not counted). */

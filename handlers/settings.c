@@ -53,6 +53,8 @@ static const gw_config_var_t vars[] = {
     LNG("POLL_INTERVAL_MS", "5000", 50, 3600000, poll_interval_ms,
         "fallback poll while LISTEN is healthy (250 ms while it is not)"),
     LNG("LEASE_SECONDS", "30", 2, 3600, lease_seconds, "a claimed job's lease; renewed every third of it"),
+    LNG("JOB_RETENTION_DAYS", "0", 0, 36500, job_retention_days,
+        "finished jobs older than this many days are deleted with their results (ledger rows stay); 0 = keep"),
     LNG("SHUTDOWN_GRACE_MS", "8000", 0, 600000, shutdown_grace_ms,
         "on SIGTERM, how long running jobs may finish before they are released (Cloud Run allows 10 s)"),
     LNG("PG_QUERY_TIMEOUT_MS", "15000", 1000, 600000, pg_query_timeout_ms,

@@ -22,6 +22,7 @@ typedef struct st_gw_settings_t {
     long max_concurrent_deep_jobs;
     long poll_interval_ms;
     long lease_seconds;
+    long job_retention_days;
     long shutdown_grace_ms;
     long pg_query_timeout_ms;
     char *ytdlp_path;

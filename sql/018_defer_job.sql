@@ -16,7 +16,7 @@ BEGIN
 END
 $$;
 
--- glint_apply_access as in 016, with glint_defer_job among the worker's definer functions.
+-- glint_apply_access as in 017, with glint_defer_job among the worker's definer functions.
 CREATE OR REPLACE FUNCTION glint_apply_access() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_schema text := current_schema();
@@ -38,10 +38,12 @@ DECLARE
                                        'glint_gemini_admit', 'glint_gemini_settle', 'glint_gemini_pause',
                                        -- 016: result reuse, guarded by status and locked_by like the others
                                        'glint_reuse_job',
+                                       -- 017: retry (charges through the ledger), retention (advisory lock)
+                                       'glint_retry_job', 'glint_purge_jobs',
                                        -- 018: a job that meets the bot-check breaker waits, attempt not counted
                                        'glint_defer_job'];
     v_worker_fns CONSTANT text[] := v_definer;
-    v_service_fns CONSTANT text[] := ARRAY['glint_enqueue_job', 'glint_cancel_job', 'glint_credit_cost'];
+    v_service_fns CONSTANT text[] := ARRAY['glint_enqueue_job', 'glint_cancel_job', 'glint_credit_cost', 'glint_retry_job'];
     v_user_fns CONSTANT text[] := ARRAY['glint_credit_cost'];
     -- what a signed-in user sees: rows whose user_id is auth.uid(), results through their job
     v_own CONSTANT text := 'user_id = (SELECT auth.uid())';

@@ -17,13 +17,15 @@ BEGIN
     END IF;
     -- each candidate set is locked in its own CTE (FOR UPDATE is not allowed under UNION); the oldest p_limit of both win
     RETURN QUERY
-    WITH d AS (SELECT a.id, a.run_after FROM analysis_jobs a
+    -- priority first, as in 017's claim
+    WITH d AS (SELECT a.id, a.priority, a.run_after FROM analysis_jobs a
                 WHERE p_deep_limit > 0 AND a.status = 'PENDING' AND a.run_after <= now() AND a.mode = 'deep'
-                ORDER BY a.run_after LIMIT p_deep_limit FOR UPDATE SKIP LOCKED),
-         s AS (SELECT a.id, a.run_after FROM analysis_jobs a
+                ORDER BY a.priority DESC, a.run_after LIMIT p_deep_limit FOR UPDATE SKIP LOCKED),
+         s AS (SELECT a.id, a.priority, a.run_after FROM analysis_jobs a
                 WHERE a.status = 'PENDING' AND a.run_after <= now() AND a.mode IS DISTINCT FROM 'deep'
-                ORDER BY a.run_after LIMIT p_limit FOR UPDATE SKIP LOCKED),
-         c AS (SELECT d.id, d.run_after FROM d UNION ALL SELECT s.id, s.run_after FROM s ORDER BY 2 LIMIT p_limit)
+                ORDER BY a.priority DESC, a.run_after LIMIT p_limit FOR UPDATE SKIP LOCKED),
+         c AS (SELECT d.id, d.priority, d.run_after FROM d UNION ALL SELECT s.id, s.priority, s.run_after FROM s
+                ORDER BY 2 DESC, 3 LIMIT p_limit)
     UPDATE analysis_jobs j SET status = 'PROCESSING', locked_by = p_worker, attempts = j.attempts + 1,
            started_at = clock_timestamp(), lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_seconds),
            stage = 'claimed', updated_at = clock_timestamp()

@@ -242,6 +242,25 @@ function cancelButton(job) {
   return el("button", { type: "button", class: "cancel", "data-cancel": job.id, onclick: () => cancelJob(job.id) }, "Cancel");
 }
 
+// The same confirmation as cancel: a retry charges the user's credits again.
+async function retryJob(id) {
+  const key = window.prompt("Retry job " + id + "? It is charged again (refunded if it fails again).\nAPI key (WORKER_API_KEY):",
+    apiKey());
+  if (!key) return;
+  try {
+    const r = await api("/worker/jobs/" + encodeURIComponent(id) + "/retry", { method: "POST", headers: { "X-API-Key": key } });
+    notice("Job " + r.id + " is " + r.status + " again (" + r.credits_charged + " credit(s) charged).", false);
+  } catch (e) {
+    notice("Retry failed: " + e.message, true);
+  }
+  route();
+}
+
+function retryButton(job) {
+  if (job.status !== "FAILED" && job.status !== "CANCELLED") return null;
+  return el("button", { type: "button", class: "retry", "data-retry": job.id, onclick: () => retryJob(job.id) }, "Retry");
+}
+
 function jobRow(j) {
   const label = j.title || j.video_url;
   return el("tr", { "data-id": j.id },
@@ -331,7 +350,7 @@ async function showJob(id) {
   }
   const r = j.result || {};
   const parts = [el("p", {}, el("a", { href: "#/" }, "← all jobs")),
-    section(r.title || "Job " + j.id, jobMeta(j), cancelButton(j))];
+    section(r.title || "Job " + j.id, jobMeta(j), cancelButton(j), retryButton(j))];
   const wf = j.timings && typeof j.timings === "object" ? waterfall(j.timings) : null;
   if (wf) parts.push(section("Where the time went", wf));
   if (r.summary) parts.push(section("Summary", el("p", { id: "summary" }, String(r.summary))));

@@ -155,12 +155,24 @@ try:
     call(w, doc, "POST", "/worker/jobs/%s/cancel" % uuid.uuid4(), "/worker/jobs/{id}/cancel", expect=404)
     call(w, doc, "POST", "/worker/jobs/x/cancel", "/worker/jobs/{id}/cancel", expect=400)
     call(w, doc, "POST", "/worker/jobs/%s/cancel" % ids[2], "/worker/jobs/{id}/cancel", key=None, expect=401)
+    # retry (sql/017): the cancelled job (inserted directly, so no charge) back to PENDING, then 409; 402 on a paid job
+    call(w, doc, "POST", "/worker/jobs/%s/retry" % ids[1], "/worker/jobs/{id}/retry", expect=200)
+    call(w, doc, "POST", "/worker/jobs/%s/retry" % ids[1], "/worker/jobs/{id}/retry", expect=409)
+    poor = str(uuid.uuid4())
+    db.q("INSERT INTO user_credits (user_id, balance) VALUES (%s, 1)", poor)
+    paid = db.one("SELECT j FROM glint_enqueue_job(%s, 'test://noop') j, glint_cancel_job(j)", poor)
+    db.q("UPDATE user_credits SET balance = 0 WHERE user_id = %s", poor)
+    call(w, doc, "POST", "/worker/jobs/%s/retry" % paid, "/worker/jobs/{id}/retry", expect=402)
+    call(w, doc, "POST", "/worker/jobs/%s/retry" % uuid.uuid4(), "/worker/jobs/{id}/retry", expect=404)
+    call(w, doc, "POST", "/worker/jobs/x/retry", "/worker/jobs/{id}/retry", expect=400)
+    call(w, doc, "POST", "/worker/jobs/%s/retry" % ids[2], "/worker/jobs/{id}/retry", key=None, expect=401)
 
     # 503s: a worker without WORKER_API_KEY, and one whose database is unreachable
     nokey = Worker(db, WORKER_API_KEY="")
     workers.append(nokey)
     for path, tpl, m in (("/worker/jobs", "/worker/jobs", "GET"), ("/worker/jobs/" + ids[2], "/worker/jobs/{id}", "GET"),
                          ("/worker/jobs/%s/cancel" % ids[2], "/worker/jobs/{id}/cancel", "POST"),
+                         ("/worker/jobs/%s/retry" % ids[2], "/worker/jobs/{id}/retry", "POST"),
                          ("/worker/history", "/worker/history", "GET")):
         call(nokey, doc, m, path, tpl, expect=503)
 
@@ -174,7 +186,8 @@ try:
     call(down, doc, "GET", "/readyz", "/readyz", expect=503)
     call(down, doc, "GET", "/livez", "/livez", expect=200)
     for path, tpl, m in (("/worker/jobs", "/worker/jobs", "GET"), ("/worker/jobs/" + ids[2], "/worker/jobs/{id}", "GET"),
-                         ("/worker/jobs/%s/cancel" % ids[2], "/worker/jobs/{id}/cancel", "POST")):
+                         ("/worker/jobs/%s/cancel" % ids[2], "/worker/jobs/{id}/cancel", "POST"),
+                         ("/worker/jobs/%s/retry" % ids[2], "/worker/jobs/{id}/retry", "POST")):
         call(down, doc, m, path, tpl, expect=503)
 
     # every documented status code was produced by some request above

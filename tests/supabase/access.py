@@ -41,15 +41,18 @@ TABLES = {
 WORKER_FUNCTIONS = ("glint_claim_jobs", "glint_heartbeat", "glint_set_stage", "glint_release_jobs", "glint_complete_jobs",
                     "glint_fail_job", "glint_cancel_job", "glint_reap_expired", "glint_reconcile_credits",
                     "glint_gemini_admit", "glint_gemini_settle", "glint_gemini_pause", "glint_defer_job",
-                    "glint_reuse_job")
+                    "glint_reuse_job", "glint_retry_job", "glint_purge_jobs")
 FUNCTIONS = {name: {"roles": {"glint_worker"}, "definer": True} for name in WORKER_FUNCTIONS}
 FUNCTIONS["glint_cancel_job"]["roles"] = {"glint_worker", "service_role"}
+FUNCTIONS["glint_retry_job"]["roles"] = {"glint_worker", "service_role"}
 FUNCTIONS.update({
     "glint_enqueue_job": {"roles": {"service_role"}, "definer": False},
     "glint_credit_cost": {"roles": {"service_role", "authenticated"}, "definer": False},
     "glint_refund": {"roles": set(), "definer": False},
     "glint_backoff": {"roles": set(), "definer": False},
     "glint_notify_jobs": {"roles": set(), "definer": False},
+    "glint_notify_job_events": {"roles": set(), "definer": False},
+    "glint_ledger_charge_seq": {"roles": set(), "definer": False},
     "glint_wake_followers": {"roles": set(), "definer": False},
     "glint_refuse_job_insert": {"roles": set(), "definer": False},
     "glint_worker_function": {"roles": set(), "definer": False},
