@@ -68,63 +68,85 @@ $$;
 
 -- ---- who may do what ----
 
--- Applies the access model to every glint object in this schema. Idempotent; each later migration that adds a table or
--- function ends by calling it (after adding the object to the lists below). Roles that do not exist (plain PostgreSQL
--- has no anon/authenticated/service_role; auth.uid() is Supabase's) are skipped.
+-- The access model as data: one row per glint table and per function with rights beyond "none". A later migration that
+-- adds a table or function inserts its row here and ends with SELECT glint_apply_access(); a function without a row is
+-- SECURITY INVOKER and no role may execute it. Tables: privileges per role (glint_worker's are also its RLS policy).
+-- Functions: definer = SECURITY DEFINER and executable by glint_worker (each acts on rows its caller may not touch,
+-- guarded by status and locked_by); authenticated / service_role = 'EXECUTE' or ''.
+CREATE TABLE IF NOT EXISTS glint_access (
+    name text PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('table', 'function')),
+    authenticated text NOT NULL DEFAULT '',
+    service_role text NOT NULL DEFAULT '',
+    glint_worker text NOT NULL DEFAULT '',
+    definer boolean NOT NULL DEFAULT false
+);
+INSERT INTO glint_access (name, kind, authenticated, service_role, glint_worker) VALUES
+    ('analysis_jobs',      'table', 'SELECT', 'SELECT, INSERT, UPDATE, DELETE', 'SELECT'),
+    ('analysis_results',   'table', 'SELECT', 'SELECT, DELETE',                 'SELECT'),
+    ('user_credits',       'table', 'SELECT', 'SELECT, INSERT, UPDATE',         ''),
+    ('credit_ledger',      'table', 'SELECT', 'SELECT, INSERT',                 ''),
+    ('glint_remote_files', 'table', '',       'SELECT',                         'SELECT, INSERT, DELETE'),
+    ('glint_migrations',   'table', '',       '',                               ''),
+    ('glint_access',       'table', '',       '',                               '')
+ON CONFLICT (name) DO NOTHING;
+INSERT INTO glint_access (name, kind, definer, service_role, authenticated) VALUES
+    ('glint_claim_jobs',        'function', true,  '',        ''),
+    ('glint_heartbeat',         'function', true,  '',        ''),
+    ('glint_set_stage',         'function', true,  '',        ''),
+    ('glint_release_jobs',      'function', true,  '',        ''),
+    ('glint_complete_jobs',     'function', true,  '',        ''),
+    ('glint_fail_job',          'function', true,  '',        ''),
+    ('glint_cancel_job',        'function', true,  'EXECUTE', ''),
+    ('glint_reap_expired',      'function', true,  '',        ''),
+    ('glint_reconcile_credits', 'function', true,  '',        ''),
+    ('glint_enqueue_job',       'function', false, 'EXECUTE', ''),
+    ('glint_credit_cost',       'function', false, 'EXECUTE', 'EXECUTE')
+ON CONFLICT (name) DO NOTHING;
+
+-- Applies glint_access to every glint object in this schema. Idempotent. Roles that do not exist (plain PostgreSQL has
+-- no anon/authenticated/service_role; auth.uid() is Supabase's) are skipped.
 CREATE OR REPLACE FUNCTION glint_apply_access() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_schema text := current_schema();
-    -- table => grants per role (glint_worker's are also its RLS policies); every glint table must be listed here
-    v_tables CONSTANT text[][] := ARRAY[
-        -- table               authenticated  service_role                     glint_worker
-        ['analysis_jobs',      'SELECT',      'SELECT, INSERT, UPDATE, DELETE', 'SELECT'],
-        ['analysis_results',   'SELECT',      'SELECT, DELETE',                 'SELECT'],
-        ['user_credits',       'SELECT',      'SELECT, INSERT, UPDATE',         ''],
-        ['credit_ledger',      'SELECT',      'SELECT, INSERT',                 ''],
-        ['glint_remote_files', '',            'SELECT',                         'SELECT, INSERT, DELETE'],
-        ['glint_migrations',   '',            '',                               '']];
-    -- SECURITY DEFINER: they act on rows their caller may not touch, each guarded by status and locked_by
-    v_definer CONSTANT text[] := ARRAY['glint_claim_jobs', 'glint_heartbeat', 'glint_set_stage', 'glint_release_jobs',
-                                       'glint_complete_jobs', 'glint_fail_job', 'glint_cancel_job', 'glint_reap_expired',
-                                       'glint_reconcile_credits'];
-    v_worker_fns CONSTANT text[] := v_definer;
-    v_service_fns CONSTANT text[] := ARRAY['glint_enqueue_job', 'glint_cancel_job', 'glint_credit_cost'];
-    v_user_fns CONSTANT text[] := ARRAY['glint_credit_cost'];
     -- what a signed-in user sees: rows whose user_id is auth.uid(), results through their job
     v_own CONSTANT text := 'user_id = (SELECT auth.uid())';
     v_supabase boolean := to_regrole('authenticated') IS NOT NULL AND to_regprocedure('auth.uid()') IS NOT NULL;
-    t text[];
+    v_tables glint_access[];
+    t glint_access;
     f record;
     r text;
 BEGIN
-    FOREACH t SLICE 1 IN ARRAY v_tables LOOP
-        CONTINUE WHEN to_regclass(format('%I.%I', v_schema, t[1])) IS NULL;
-        EXECUTE format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', v_schema, t[1]);
-        EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC, glint_worker', v_schema, t[1]);
+    -- read first: the loop alters glint_access itself, which an open cursor over it would forbid
+    SELECT array_agg(a ORDER BY a.name) INTO v_tables FROM glint_access a WHERE a.kind = 'table';
+    FOREACH t IN ARRAY v_tables LOOP
+        CONTINUE WHEN to_regclass(format('%I.%I', v_schema, t.name)) IS NULL;
+        EXECUTE format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', v_schema, t.name);
+        EXECUTE format('REVOKE ALL ON %I.%I FROM PUBLIC, glint_worker', v_schema, t.name);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
             CONTINUE WHEN to_regrole(r) IS NULL;
-            EXECUTE format('REVOKE ALL ON %I.%I FROM %I', v_schema, t[1], r);
+            EXECUTE format('REVOKE ALL ON %I.%I FROM %I', v_schema, t.name, r);
         END LOOP;
-        IF t[2] <> '' AND v_supabase THEN
-            EXECUTE format('GRANT %s ON %I.%I TO authenticated', t[2], v_schema, t[1]);
+        IF t.authenticated <> '' AND v_supabase THEN
+            EXECUTE format('GRANT %s ON %I.%I TO authenticated', t.authenticated, v_schema, t.name);
         END IF;
-        IF t[3] <> '' AND to_regrole('service_role') IS NOT NULL THEN
-            EXECUTE format('GRANT %s ON %I.%I TO service_role', t[3], v_schema, t[1]);
+        IF t.service_role <> '' AND to_regrole('service_role') IS NOT NULL THEN
+            EXECUTE format('GRANT %s ON %I.%I TO service_role', t.service_role, v_schema, t.name);
         END IF;
-        IF t[4] <> '' THEN
-            EXECUTE format('GRANT %s ON %I.%I TO glint_worker', t[4], v_schema, t[1]);
+        IF t.glint_worker <> '' THEN
+            EXECUTE format('GRANT %s ON %I.%I TO glint_worker', t.glint_worker, v_schema, t.name);
         END IF;
         -- policies: one per role and table (several permissive ones per role would all be evaluated)
-        EXECUTE format('DROP POLICY IF EXISTS glint_worker_access ON %I.%I', v_schema, t[1]);
-        IF t[4] <> '' THEN
-            EXECUTE format('CREATE POLICY glint_worker_access ON %I.%I FOR %s TO glint_worker USING (true)%s', v_schema, t[1],
-                           CASE WHEN t[4] = 'SELECT' THEN 'SELECT' ELSE 'ALL' END,
-                           CASE WHEN t[4] = 'SELECT' THEN '' ELSE ' WITH CHECK (true)' END);
+        EXECUTE format('DROP POLICY IF EXISTS glint_worker_access ON %I.%I', v_schema, t.name);
+        IF t.glint_worker <> '' THEN
+            EXECUTE format('CREATE POLICY glint_worker_access ON %I.%I FOR %s TO glint_worker USING (true)%s', v_schema,
+                           t.name, CASE WHEN t.glint_worker = 'SELECT' THEN 'SELECT' ELSE 'ALL' END,
+                           CASE WHEN t.glint_worker = 'SELECT' THEN '' ELSE ' WITH CHECK (true)' END);
         END IF;
-        EXECUTE format('DROP POLICY IF EXISTS glint_own_rows ON %I.%I', v_schema, t[1]);
-        IF t[2] <> '' AND v_supabase THEN
-            EXECUTE format('CREATE POLICY glint_own_rows ON %I.%I FOR SELECT TO authenticated USING (%s)', v_schema, t[1],
-                           CASE t[1] WHEN 'analysis_results'
+        EXECUTE format('DROP POLICY IF EXISTS glint_own_rows ON %I.%I', v_schema, t.name);
+        IF t.authenticated <> '' AND v_supabase THEN
+            EXECUTE format('CREATE POLICY glint_own_rows ON %I.%I FOR SELECT TO authenticated USING (%s)', v_schema, t.name,
+                           CASE t.name WHEN 'analysis_results'
                                THEN format('EXISTS (SELECT 1 FROM %I.analysis_jobs j WHERE j.id = job_id AND j.%s)', v_schema, v_own)
                                ELSE v_own END);
         END IF;
@@ -136,8 +158,9 @@ BEGIN
     -- sequences: only the backend inserts ledger rows itself
     FOR f IN SELECT c.oid::regclass AS seq FROM pg_class c
               WHERE c.relkind = 'S' AND c.relnamespace = v_schema::regnamespace
-                AND EXISTS (SELECT 1 FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
-                             WHERE d.objid = c.oid AND d.deptype = 'a' AND t.relname = ANY (SELECT x FROM unnest(v_tables[:][1:1]) x))
+                AND EXISTS (SELECT 1 FROM pg_depend d JOIN pg_class tb ON tb.oid = d.refobjid
+                             WHERE d.objid = c.oid AND d.deptype = 'a'
+                               AND tb.relname IN (SELECT a.name FROM glint_access a WHERE a.kind = 'table'))
     LOOP
         EXECUTE format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC', f.seq);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
@@ -150,23 +173,25 @@ BEGIN
     END LOOP;
     -- functions: pinned search_path for all (pg_temp last: a temporary object never shadows ours), definer where listed,
     -- EXECUTE only for the roles listed
-    FOR f IN SELECT p.oid::regprocedure AS sig, p.proname FROM pg_proc p
+    FOR f IN SELECT p.oid::regprocedure AS sig, coalesce(a.definer, false) AS definer,
+                    coalesce(a.service_role, '') <> '' AS service, coalesce(a.authenticated, '') <> '' AS signed_in
+               FROM pg_proc p LEFT JOIN glint_access a ON a.name = p.proname AND a.kind = 'function'
               WHERE p.pronamespace = v_schema::regnamespace AND p.proname LIKE 'glint\_%'
     LOOP
         EXECUTE format('ALTER FUNCTION %s %s SET search_path = %I, pg_temp', f.sig,
-                       CASE WHEN f.proname = ANY(v_definer) THEN 'SECURITY DEFINER' ELSE 'SECURITY INVOKER' END, v_schema);
+                       CASE WHEN f.definer THEN 'SECURITY DEFINER' ELSE 'SECURITY INVOKER' END, v_schema);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, glint_worker', f.sig);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
             CONTINUE WHEN to_regrole(r) IS NULL;
             EXECUTE format('REVOKE ALL ON FUNCTION %s FROM %I', f.sig, r);
         END LOOP;
-        IF f.proname = ANY(v_worker_fns) THEN
+        IF f.definer THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO glint_worker', f.sig);
         END IF;
-        IF f.proname = ANY(v_service_fns) AND to_regrole('service_role') IS NOT NULL THEN
+        IF f.service AND to_regrole('service_role') IS NOT NULL THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', f.sig);
         END IF;
-        IF f.proname = ANY(v_user_fns) AND v_supabase THEN
+        IF f.signed_in AND v_supabase THEN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO authenticated', f.sig);
         END IF;
     END LOOP;

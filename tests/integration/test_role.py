@@ -15,7 +15,8 @@ POLICY = {
     "credit_ledger": set(),
     "glint_migrations": set(),
     "glint_remote_files": {"SELECT", "INSERT", "UPDATE", "DELETE"},
-    "glint_gemini_budget": set(),  # sql/015: only through glint_gemini_admit/settle/pause
+    "glint_gemini_budget": set(),
+    "glint_access": set(),  # sql/015: only through glint_gemini_admit/settle/pause
 }
 WORKER_FUNCTIONS = {"glint_complete_jobs", "glint_fail_job", "glint_cancel_job", "glint_reap_expired",
                     "glint_reconcile_credits", "glint_claim_jobs", "glint_heartbeat", "glint_set_stage",

@@ -167,10 +167,12 @@ def attempts(table, uid, job):
         "glint_remote_files": ("INSERT INTO glint_remote_files (job_id, display_name) VALUES (%s, 'probe')", (job,)),
         "glint_migrations": ("INSERT INTO glint_migrations (name) VALUES ('999_probe.sql')", ()),
         "glint_gemini_budget": ("INSERT INTO glint_gemini_budget (model) VALUES ('probe-model')", ()),
+        "glint_access": ("INSERT INTO glint_access (name, kind) VALUES ('probe', 'table')", ()),
     }[table]
     col = {"analysis_jobs": "status = 'COMPLETED'", "analysis_results": "model = 'x'", "user_credits": "balance = 1000000",
            "credit_ledger": "delta = 1000", "glint_remote_files": "file_name = 'x'",
-           "glint_migrations": "applied_at = now()", "glint_gemini_budget": "requests = 0"}[table]
+           "glint_migrations": "applied_at = now()", "glint_gemini_budget": "requests = 0",
+           "glint_access": "definer = false"}[table]
     return {"SELECT": ("SELECT count(*) FROM %s" % table, ()), "INSERT": ins, "UPDATE": ("UPDATE %s SET %s" % (table, col), ()),
             "DELETE": ("DELETE FROM %s" % table, ())}
 

@@ -35,6 +35,7 @@ TABLES = {
     },
     "glint_migrations": {},
     "glint_gemini_budget": {},  # sql/015: the worker only through glint_gemini_admit/settle/pause
+    "glint_access": {},  # sql/009: the access model's own rows, read by glint_apply_access at migrate time
 }
 
 # function -> roles with EXECUTE, and whether it runs as its owner (SECURITY DEFINER)
