@@ -1,4 +1,4 @@
-#include "handlers/queue.h"
+#include "handlers/queue_priv.h"
 #include "handlers/errors.h"
 #include "handlers/history.h"
 #include "handlers/metrics.h"
@@ -10,57 +10,10 @@
 #include <time.h>
 
 #define POLL_WHILE_DOWN_MS 250
-#define DEPTH_REFRESH_MS 5000
-#define PURGE_BATCH 500         /* jobs per retention statement: short transactions, short locks */
-#define PURGE_INTERVAL_MS 60000 /* between retention rounds once nothing old is left */
-#define PURGE_AGAIN_MS 200      /* between batches while a backlog is being deleted */
-
-typedef enum en_claim_reason_t {
-    CLAIM_NOTIFY,  /* a glint_jobs notification */
-    CLAIM_CONNECT, /* catch-up after (re)connect */
-    CLAIM_POLL,    /* fallback poll */
-    CLAIM_REFILL,  /* the last batch was full, or a slot freed */
-} claim_reason_t;
-
-typedef struct st_gw_joblist_t {
-    gw_job_t **v;
-    size_t n, cap;
-} gw_joblist_t;
-
-struct st_gw_queue_t {
-    uv_loop_t *loop;
-    gw_pg_t *pg;
-    char *worker_id;
-    unsigned max_jobs, lease_seconds;
-    unsigned max_deep_jobs;
-    char *work_dir;
-    uint64_t deep_reserve_bytes;
-    uint64_t poll_interval_ms;
-    gw_pipeline_t pipeline;
-    gw_job_t *jobs; /* held jobs, doubly linked */
-    size_t njobs;
-    bool claiming, claim_again, stopped;
-    uint64_t hold_until; /* gw_queue_hold_claims: loop time before which nothing is claimed */
-    bool paused;         /* gw_queue_pause_claiming */
-    claim_reason_t claim_reason;
-    uint64_t next_poll_at, next_heartbeat_at, next_reap_at;
-    uint64_t next_depth_at, next_purge_at;
-    unsigned retention_days;
-    bool heartbeat_inflight, reap_inflight, depth_inflight, purge_inflight;
-    uint64_t heartbeat_sent_at; /* loop time the in-flight heartbeat's id list was taken */
-    json_t *batch_rows;         /* completion rows waiting for the next write */
-    gw_joblist_t batch;         /* their jobs */
-    gw_joblist_t sent;          /* jobs whose completion write is in flight */
-    size_t writes_inflight;
-    gw_queue_stats_t stats;
-    gw_sentry_t *sentry;
-    gw_queue_local_cb local_cb; /* database-less mode (pg == NULL) */
-    void *local_data;
-};
 
 static void claim(gw_queue_t *q, claim_reason_t reason);
 
-static void job_ended(const gw_job_t *job, const char *outcome)
+void gw_queue_job_ended(const gw_job_t *job, const char *outcome)
 {
     gw_metrics_job_finished(job->deep, outcome, (double)(uv_now(job->queue->loop) - job->claimed_at_ms) / 1000.0);
     if (strcmp(outcome, "failed") == 0 || strcmp(outcome, "retried") == 0)
@@ -77,7 +30,7 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-static bool result_ok(PGresult *res, ExecStatusType want)
+bool gw_queue_result_ok(PGresult *res, ExecStatusType want)
 {
     return res != NULL && PQresultStatus(res) == want;
 }
@@ -120,7 +73,7 @@ gw_job_t *gw_queue_find(gw_queue_t *q, const char *id)
     return NULL;
 }
 
-static void job_abort(gw_job_t *job)
+void gw_queue_job_abort(gw_job_t *job)
 {
     if (job->state != GW_JOB_RUNNING)
         return;
@@ -157,7 +110,7 @@ static void on_claimed(PGresult *res, const char *error, void *data)
     gw_queue_t *q = data;
     int n = 0;
     q->claiming = false;
-    if (!result_ok(res, PGRES_TUPLES_OK)) {
+    if (!gw_queue_result_ok(res, PGRES_TUPLES_OK)) {
         gw_warn("claim failed: %s", error ? error : PQresultErrorMessage(res));
     } else {
         n = PQntuples(res);
@@ -263,7 +216,7 @@ static void joblist_push(gw_joblist_t *l, gw_job_t *job)
     l->v[l->n++] = job;
 }
 
-static bool res_has_id(PGresult *res, const char *id)
+bool gw_queue_res_has_id(PGresult *res, const char *id)
 {
     for (int r = 0; res != NULL && r < PQntuples(res); r++)
         if (strcmp(PQgetvalue(res, r, 0), id) == 0)
@@ -277,14 +230,14 @@ static void on_completed(PGresult *res, const char *error, void *data)
     gw_joblist_t sent = q->sent;
     memset(&q->sent, 0, sizeof(q->sent));
     q->writes_inflight--;
-    bool ok = result_ok(res, PGRES_TUPLES_OK);
+    bool ok = gw_queue_result_ok(res, PGRES_TUPLES_OK);
     if (!ok) /* a statement error (connection loss is retried by pg): the leases expire and the reaper retries */
         gw_error("storing %zu results failed: %s", sent.n, error ? error : PQresultErrorMessage(res));
     for (size_t i = 0; i < sent.n; i++) {
         gw_job_t *job = sent.v[i];
-        if (ok && res_has_id(res, job->id)) {
+        if (ok && gw_queue_res_has_id(res, job->id)) {
             q->stats.completed++;
-            job_ended(job, "completed");
+            gw_queue_job_ended(job, "completed");
             if (job->deep)
                 q->stats.completed_deep++;
             else
@@ -292,7 +245,7 @@ static void on_completed(PGresult *res, const char *error, void *data)
             gw_log_event(GW_LOG_INFO, job->id, "done", (double)(uv_now(q->loop) - job->claimed_at_ms), "completed");
         } else if (ok) {
             q->stats.lost++;
-            job_ended(job, "lost");
+            gw_queue_job_ended(job, "lost");
             gw_job_log(GW_LOG_WARN, job->id, "result not stored: the job is no longer ours (cancelled or rescued)");
         }
         job_drop(job);
@@ -454,14 +407,14 @@ static void on_failed(PGresult *res, const char *error, void *data)
     gw_job_t *job = fc->job;
     gw_queue_t *q = job->queue;
     q->writes_inflight--;
-    if (!result_ok(res, PGRES_TUPLES_OK)) {
+    if (!gw_queue_result_ok(res, PGRES_TUPLES_OK)) {
         gw_job_log(GW_LOG_ERROR, job->id, "recording the failure failed: %s", error ? error : PQresultErrorMessage(res));
     } else if (PQgetisnull(res, 0, 0)) {
         q->stats.lost++;
         gw_job_log(GW_LOG_WARN, job->id, "failure not recorded: the job is no longer ours");
     } else if (strcmp(PQgetvalue(res, 0, 0), "PENDING") == 0) {
         q->stats.retried++;
-        job_ended(job, "retried");
+        gw_queue_job_ended(job, "retried");
         if (job->deep)
             q->stats.retried_deep++;
         else
@@ -471,7 +424,7 @@ static void on_failed(PGresult *res, const char *error, void *data)
             q->next_poll_at = at; /* a notification comes too early for run_after: poll when it is due */
     } else {
         q->stats.failed++;
-        job_ended(job, "failed");
+        gw_queue_job_ended(job, "failed");
         if (job->deep)
             q->stats.failed_deep++;
         else
@@ -520,7 +473,7 @@ static void on_deferred(PGresult *res, const char *error, void *data)
     gw_job_t *job = data;
     gw_queue_t *q = job->queue;
     q->writes_inflight--;
-    if (!result_ok(res, PGRES_TUPLES_OK)) {
+    if (!gw_queue_result_ok(res, PGRES_TUPLES_OK)) {
         gw_job_log(GW_LOG_ERROR, job->id, "deferring the job failed: %s", error ? error : PQresultErrorMessage(res));
     } else if (PQgetisnull(res, 0, 0)) {
         q->stats.lost++;
@@ -565,7 +518,7 @@ static void on_released(PGresult *res, const char *error, void *data)
 {
     gw_queue_t *q = data;
     q->writes_inflight--;
-    if (!result_ok(res, PGRES_TUPLES_OK))
+    if (!gw_queue_result_ok(res, PGRES_TUPLES_OK))
         gw_error("releasing jobs failed: %s", error ? error : PQresultErrorMessage(res));
     else
         q->stats.released += PQntuples(res);
@@ -615,156 +568,26 @@ int64_t gw_job_retry_delay_ms(const gw_job_t *job, int64_t floor_ms)
 
 /* ---- maintenance ---- */
 
-static char *ids_literal(gw_queue_t *q, bool include_finishing)
-{
-    size_t cap = q->njobs * 38 + 3, len = 0;
-    char *s = malloc(cap);
-    if (s == NULL)
-        abort();
-    s[len++] = '{';
-    for (gw_job_t *j = q->jobs; j != NULL; j = j->next) {
-        if (!include_finishing && j->state != GW_JOB_RUNNING)
-            continue;
-        if (len > 1)
-            s[len++] = ',';
-        memcpy(s + len, j->id, 36);
-        len += 36;
-    }
-    s[len++] = '}';
-    s[len] = '\0';
-    return s;
-}
-
-static void on_heartbeat(PGresult *res, const char *error, void *data)
-{
-    gw_queue_t *q = data;
-    q->heartbeat_inflight = false;
-    if (!result_ok(res, PGRES_TUPLES_OK)) {
-        gw_warn("heartbeat failed: %s", error ? error : PQresultErrorMessage(res));
-        return;
-    }
-    /* a running job missing from the answer was cancelled or rescued elsewhere: stop working on it */
-    for (gw_job_t *j = q->jobs, *next; j != NULL; j = next) {
-        next = j->next;
-        /* a job claimed after the id list was taken is not in the answer: judge it next time */
-        if (j->state == GW_JOB_RUNNING && j->claimed_at_ms < q->heartbeat_sent_at && !res_has_id(res, j->id)) {
-            q->stats.lost++;
-            job_ended(j, "lost");
-            gw_job_log(GW_LOG_WARN, j->id, "lease lost; aborting");
-            job_abort(j);
-        }
-    }
-}
-
-static void heartbeat(gw_queue_t *q)
-{
-    if (q->heartbeat_inflight || q->njobs == 0 || !gw_pg_connected(q->pg))
-        return;
-    char *ids = ids_literal(q, true), lease[16];
-    snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
-    const char *params[] = {ids, q->worker_id, lease};
-    q->heartbeat_inflight = true;
-    q->heartbeat_sent_at = uv_now(q->loop);
-    gw_pg_query(q->pg, "gw_heartbeat", "SELECT glint_heartbeat($1::uuid[], $2, $3::int)", 3, params, 0, on_heartbeat, q);
-    free(ids);
-}
-
-static void on_reaped(PGresult *res, const char *error, void *data)
-{
-    gw_queue_t *q = data;
-    q->reap_inflight = false;
-    if (!result_ok(res, PGRES_TUPLES_OK)) {
-        gw_warn("reaper failed: %s", error ? error : PQresultErrorMessage(res));
-        return;
-    }
-    for (int i = 0; i < PQntuples(res); i++) {
-        q->stats.reaped++;
-        gw_job_log(GW_LOG_WARN, PQgetvalue(res, i, 0), "rescued an expired lease: now %s", PQgetvalue(res, i, 1));
-    }
-    if (PQntuples(res) > 0)
-        q->next_poll_at = uv_now(q->loop) + 1000; /* rescued jobs wait ~1 s of backoff */
-}
-
-static void reap(gw_queue_t *q)
-{
-    if (q->reap_inflight || !gw_pg_connected(q->pg))
-        return;
-    q->reap_inflight = true;
-    gw_pg_query(q->pg, "gw_reap", "SELECT id, new_status FROM glint_reap_expired(100)", 0, NULL, 0, on_reaped, q);
-}
-
-/* Retention: one batch per call; glint_purge_jobs takes an advisory lock, so of all workers one deletes at a time
- * (the others get 0 and try again next round). A full batch means more is waiting: the next one follows shortly. */
-static void on_purged(PGresult *res, const char *error, void *data)
-{
-    gw_queue_t *q = data;
-    q->purge_inflight = false;
-    if (!result_ok(res, PGRES_TUPLES_OK) || PQntuples(res) != 1) {
-        gw_warn("retention failed: %s", error ? error : PQresultErrorMessage(res));
-        return;
-    }
-    long n = atol(PQgetvalue(res, 0, 0));
-    q->stats.deleted += (uint64_t)(n > 0 ? n : 0);
-    if (n > 0)
-        gw_info("retention: deleted %ld finished job(s) older than %u day(s)", n, q->retention_days);
-    if (n >= PURGE_BATCH)
-        q->next_purge_at = uv_now(q->loop) + PURGE_AGAIN_MS;
-}
-
-static void purge(gw_queue_t *q)
-{
-    if (q->retention_days == 0 || q->purge_inflight || !gw_pg_connected(q->pg))
-        return;
-    char days[16], sql[64];
-    snprintf(days, sizeof(days), "%u", q->retention_days);
-    snprintf(sql, sizeof(sql), "SELECT glint_purge_jobs($1::int, %d)", PURGE_BATCH);
-    const char *params[] = {days};
-    q->purge_inflight = true;
-    gw_pg_query(q->pg, "gw_purge", sql, 1, params, 0, on_purged, q);
-}
-
-static void on_depth(PGresult *res, const char *error, void *data)
-{
-    gw_queue_t *q = data;
-    q->depth_inflight = false;
-    if (result_ok(res, PGRES_TUPLES_OK) && PQntuples(res) == 1) {
-        q->stats.queue_depth = atoll(PQgetvalue(res, 0, 0));
-        gw_history_queue_depth(gw_history(), (int64_t)time(NULL), q->stats.queue_depth);
-        q->stats.oldest_pending_s = atof(PQgetvalue(res, 0, 1));
-    }
-}
-
-static void refresh_depth(gw_queue_t *q)
-{
-    if (q->depth_inflight || !gw_pg_connected(q->pg))
-        return;
-    q->depth_inflight = true;
-    gw_pg_query(q->pg, "gw_depth",
-                "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)"
-                " FROM analysis_jobs WHERE status = 'PENDING'",
-                0, NULL, 0, on_depth, q);
-}
-
 void gw_queue_tick(gw_queue_t *q)
 {
     uint64_t now = uv_now(q->loop);
     if (now >= q->next_depth_at) {
         q->next_depth_at = now + DEPTH_REFRESH_MS;
-        refresh_depth(q);
+        gw_queue_refresh_depth(q);
     }
     if (now >= q->next_heartbeat_at) {
         q->next_heartbeat_at = now + q->lease_seconds * 1000 / 3;
-        heartbeat(q);
+        gw_queue_heartbeat(q);
     }
     if (q->stopped)
         return;
     if (now >= q->next_reap_at) {
         q->next_reap_at = now + (q->lease_seconds * 1000 / 2 > 1000 ? q->lease_seconds * 1000 / 2 : 1000);
-        reap(q);
+        gw_queue_reap(q);
     }
     if (now >= q->next_purge_at) {
         q->next_purge_at = now + PURGE_INTERVAL_MS;
-        purge(q);
+        gw_queue_purge(q);
     }
     if (now >= q->next_poll_at) {
         q->next_poll_at = now + (gw_pg_connected(q->pg) ? q->poll_interval_ms : POLL_WHILE_DOWN_MS);
@@ -790,13 +613,13 @@ void gw_queue_on_notify(gw_queue_t *q, const char *channel, const char *payload)
         gw_job_t *job = gw_queue_find(q, payload);
         if (job != NULL && job->state == GW_JOB_RUNNING) {
             q->stats.cancelled++;
-            job_ended(job, "cancelled");
+            gw_queue_job_ended(job, "cancelled");
             if (job->deep)
                 q->stats.cancelled_deep++;
             else
                 q->stats.cancelled_standard++;
             gw_job_log(GW_LOG_INFO, job->id, "cancelled: aborting in-flight work");
-            job_abort(job);
+            gw_queue_job_abort(job);
         }
     }
 }
@@ -867,7 +690,7 @@ void gw_queue_pause_claiming(gw_queue_t *q, bool paused)
 void gw_queue_release_all(gw_queue_t *q)
 {
     q->stopped = true;
-    char *ids = ids_literal(q, false);
+    char *ids = gw_queue_ids_literal(q, false);
     if (strcmp(ids, "{}") != 0) {
         const char *params[] = {ids, q->worker_id};
         q->writes_inflight++;
@@ -877,7 +700,7 @@ void gw_queue_release_all(gw_queue_t *q)
     free(ids);
     for (gw_job_t *j = q->jobs, *next; j != NULL; j = next) {
         next = j->next;
-        job_abort(j);
+        gw_queue_job_abort(j);
     }
 }
 

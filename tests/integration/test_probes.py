@@ -114,7 +114,11 @@ try:
                **dict(pipeline_env(gem, work, GEMINI_FLASH_MODEL=FLASH, GEMINI_PRO_MODEL=PRO), GEMINI_API_KEY="AIzaRevoked-0000"))
     workers.append(k)
     jid = db.one("SELECT glint_enqueue_job(%s, %s)::text", user, "https://youtu.be/ok000000002")
-    check(wait_for(lambda: probe(k, "/readyz")[0] == 503, 10), "refused key: readyz 503")
+    # 503 comes at once while the worker connects; wait for the model check's verdict itself
+    verdict = lambda: (lambda b: isinstance(b, dict) and b.get("checks", {}).get("model_check"))(probe(k, "/readyz")[1])
+    check(wait_for(lambda: verdict() == "failed", 10),
+          "refused key: the model check fails")
+    check(probe(k, "/readyz")[0] == 503, "refused key: readyz 503")
     st, body = probe(k, "/readyz")
     check(body["checks"]["model_check"] == "failed" and "key" in body["checks"].get("model_problem", "")
           and "AIzaRevoked" not in json.dumps(body), "the problem names the key, not its value: %r" % (body,))
