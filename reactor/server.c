@@ -1,4 +1,5 @@
 #include "reactor/server.h"
+#include "reactor/http_text.h"
 #include "reactor/router.h"
 #include "reactor/log.h"
 #include <ctype.h>
@@ -105,137 +106,6 @@ static void *gw_calloc(size_t n, size_t sz)
     return p;
 }
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 304:
-        return "Not Modified";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
-    }
-}
-
-static const char *error_code_for(int status)
-{
-    switch (status) {
-    case 400:
-        return "bad_request";
-    case 404:
-        return "not_found";
-    case 405:
-        return "method_not_allowed";
-    case 408:
-        return "request_timeout";
-    case 413:
-        return "payload_too_large";
-    case 417:
-        return "expectation_failed";
-    case 503:
-        return "unavailable";
-    default:
-        return status < 500 ? "bad_request" : "internal_error";
-    }
-}
-
-/* Escapes len bytes as JSON string content; dst must hold 6 * len bytes. */
-static size_t json_escape(char *dst, const char *src, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    char *d = dst;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c == '"' || c == '\\') {
-            *d++ = '\\';
-            *d++ = (char)c;
-        } else if (c < 0x20) {
-            memcpy(d, "\\u00", 4);
-            d[4] = hex[c >> 4];
-            d[5] = hex[c & 0xf];
-            d += 6;
-        } else {
-            *d++ = (char)c;
-        }
-    }
-    return (size_t)(d - dst);
-}
-
-static h2o_iovec_t json_error(h2o_mem_pool_t *pool, const char *code, const char *msg, size_t msg_len)
-{
-    static const char a[] = "{\"error\":{\"code\":\"", b[] = "\",\"message\":\"", c[] = "\"}}";
-    size_t code_len = strlen(code);
-    char *buf = h2o_mem_alloc_pool(pool, sizeof(a) + sizeof(b) + sizeof(c) + 6 * (code_len + msg_len)), *p = buf;
-
-    memcpy(p, a, sizeof(a) - 1);
-    p += sizeof(a) - 1;
-    p += json_escape(p, code, code_len);
-    memcpy(p, b, sizeof(b) - 1);
-    p += sizeof(b) - 1;
-    p += json_escape(p, msg, msg_len);
-    memcpy(p, c, sizeof(c) - 1);
-    p += sizeof(c) - 1;
-    return h2o_iovec_init(buf, (size_t)(p - buf));
-}
-
-static bool is_json(const char *content_type)
-{
-    return strncasecmp(content_type, GW_JSON, sizeof(GW_JSON) - 1) == 0;
-}
-
-static bool is_tchar(int c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-/* No CR/LF (header injection) nor other controls but HTAB. */
-static bool value_allowed(const char *value)
-{
-    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++)
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return false;
-    return true;
-}
-
-/* ---- responses ---- */
-
 static void add_no_store(h2o_req_t *req)
 {
     if (h2o_find_header(&req->res.headers, H2O_TOKEN_CACHE_CONTROL, -1) == -1)
@@ -251,16 +121,16 @@ static void send_response(gw_server_t *s, h2o_req_t *req, int status, const char
     }
     bool bodyless = status == 204 || status == 304;
     req->res.status = status;
-    req->res.reason = reason_phrase(status);
+    req->res.reason = gw_http_reason_phrase(status);
     req->res.content_length = bodyless ? SIZE_MAX : body.len;
-    if (content_type != NULL && !value_allowed(content_type)) {
+    if (content_type != NULL && !gw_http_value_allowed(content_type)) {
         gw_warn("http: dropping a Content-Type with control characters");
         content_type = NULL;
     }
     if (content_type != NULL && !bodyless) {
         h2o_iovec_t ct = h2o_strdup(&req->pool, content_type, SIZE_MAX);
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, ct.base, ct.len, 1);
-        if (is_json(content_type))
+        if (gw_http_is_json(content_type))
             add_no_store(req);
     }
     if (s->stopping)
@@ -277,7 +147,8 @@ static void send_response(gw_server_t *s, h2o_req_t *req, int status, const char
 
 static void send_error(gw_server_t *s, h2o_req_t *req, int status, const char *message)
 {
-    send_response(s, req, status, GW_JSON, json_error(&req->pool, error_code_for(status), message, strlen(message)));
+    send_response(s, req, status, GW_JSON,
+                  gw_http_json_error(&req->pool, gw_http_error_code_for(status), message, strlen(message)));
 }
 
 /* Unlinks r from its h2o request and returns that request (NULL if already gone). */
@@ -325,26 +196,12 @@ void gw_http_respond_error(gw_http_req_t *r, int status, const char *code, const
     h2o_req_t *req = detach(r);
     if (req != NULL) {
         if (code == NULL)
-            code = error_code_for(status);
+            code = gw_http_error_code_for(status);
         if (message == NULL)
-            message = reason_phrase(status);
-        send_response(s, req, status, GW_JSON, json_error(&req->pool, code, message, strlen(message)));
+            message = gw_http_reason_phrase(status);
+        send_response(s, req, status, GW_JSON, gw_http_json_error(&req->pool, code, message, strlen(message)));
     }
     free(r);
-}
-
-static bool header_allowed(const char *name, const char *value)
-{
-    static const char *framing[] = {"content-length", "transfer-encoding", "connection"};
-    if (*name == '\0' || !value_allowed(value))
-        return false;
-    for (const char *p = name; *p != '\0'; p++)
-        if (!is_tchar((unsigned char)*p))
-            return false;
-    for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
-        if (strcasecmp(name, framing[i]) == 0)
-            return false;
-    return true;
 }
 
 void gw_http_add_header(gw_http_req_t *r, const char *name, const char *value)
@@ -352,7 +209,7 @@ void gw_http_add_header(gw_http_req_t *r, const char *name, const char *value)
     h2o_req_t *req = r->req;
     if (req == NULL)
         return;
-    if (!header_allowed(name, value)) {
+    if (!gw_http_header_allowed(name, value)) {
         gw_warn("http: refusing a response header with a framing name or control characters");
         return;
     }
@@ -392,7 +249,7 @@ static void error_ostream_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t 
             msg_len = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
         }
     }
-    h2o_iovec_t body = json_error(&req->pool, error_code_for(req->res.status), msg, msg_len);
+    h2o_iovec_t body = gw_http_json_error(&req->pool, gw_http_error_code_for(req->res.status), msg, msg_len);
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT(GW_JSON), 1);
     add_no_store(req);
     req->res.content_length = body.len; /* headers are flattened downstream, after this */
