@@ -106,7 +106,7 @@ try:
                 " locked_by = 'bench', attempts = j.attempts + 1, started_at = clock_timestamp(),"
                 " lease_expires_at = clock_timestamp() + make_interval(secs => 30), stage = 'claimed',"
                 " updated_at = clock_timestamp() WHERE j.id = ANY(ARRAY(SELECT id FROM analysis_jobs WHERE status = 'PENDING'"
-                " AND run_after <= now() ORDER BY run_after LIMIT %d FOR UPDATE SKIP LOCKED))"
+                " AND run_after <= now() ORDER BY priority DESC, run_after LIMIT %d FOR UPDATE SKIP LOCKED))"
                 " RETURNING j.id, j.user_id, j.video_url, j.mode, j.attempts, j.max_attempts, j.credits_charged)"
                 " SELECT coalesce(string_agg(id::text, ','), '') AS ids FROM x \\gset\n"
                 "SELECT count(*) FROM glint_complete_jobs('bench', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', id,"
