@@ -156,7 +156,7 @@ def run(label, jobs, gemini_ms, **env):
         time.sleep(0.5)
         idle_kb = vmrss_kb(w.proc.pid)
         peak_n, peak_rss, peak_self, stop = [0], [0], [idle_kb], [False]
-        lat, busy = [], [0]
+        lat, busy, queued, queued_kb = [], [0], [0], [0]
 
         def sample():
             while not stop[0]:
@@ -179,9 +179,15 @@ def run(label, jobs, gemini_ms, **env):
                 time.sleep(0.05)
             conn.close()
 
-        def in_flight():  # most jobs claimed at once
+        def in_flight():  # most jobs claimed at once; the worker's RSS when the most wait for the pool
             while not stop[0]:
                 busy[0] = max(busy[0], db.one("SELECT count(*) FROM analysis_jobs WHERE status = 'PROCESSING'"))
+                try:
+                    q = int(w.metric("glint_subprocess_pool_queued") or 0)
+                    if q > queued[0]:
+                        queued[0], queued_kb[0] = q, vmrss_kb(w.proc.pid)
+                except OSError:
+                    pass
                 time.sleep(0.2)
         side = [threading.Thread(target=probe), threading.Thread(target=in_flight)]
         for t in side:
@@ -207,7 +213,7 @@ def run(label, jobs, gemini_ms, **env):
         return {"label": label, "wall": wall, "procs": peak_n[0], "rss_mb": peak_rss[0] / 1024.0, "failed": failed,
                 "jobs": jobs, "idle_kb": idle_kb, "self_kb": peak_self[0], "busy": busy[0],
                 "kids_s": kids_s, "busy_pct": 100.0 * (cpu1[0] - cpu0[0]) / max(1, cpu1[1] - cpu0[1]),
-                "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99), "max": max(lat or [0])}
+                "queued": queued[0], "queued_kb": queued_kb[0], "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99), "max": max(lat or [0])}
     finally:
         if w:
             w.stop()
@@ -254,8 +260,12 @@ if eight:
         new["wall"] / eight["wall"], new["procs"], new["rss_mb"]))
 for r in rows + long_rows:
     if r["busy"] > 8:
-        print("%s: worker grew %.1f KB per claimed job (%d claimed at once)" % (
-            r["label"], (r["self_kb"] - r["idle_kb"]) / r["busy"], r["busy"]))
+        print("%s, %d jobs: worker grew %.1f KB per claimed job at its peak (%d claimed at once)" % (
+            r["label"], r["jobs"], (r["self_kb"] - r["idle_kb"]) / r["busy"], r["busy"]))
+    if r["queued"] > 8:
+        print("%s, %d jobs: %.1f KB per job waiting for the pool (%d waiting, RSS %.1f MB then, %.1f MB idle)" % (
+            r["label"], r["jobs"], (r["queued_kb"] - r["idle_kb"]) / r["queued"], r["queued"], r["queued_kb"] / 1024.0,
+            r["idle_kb"] / 1024.0))
 for r in long_rows:
     print("%d jobs, Gemini 30 s, %s: %.1f s wall, %.1f jobs per container-minute" % (
         r["jobs"], r["label"], r["wall"], r["jobs"] / (r["wall"] / 60.0)))
