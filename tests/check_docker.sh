@@ -31,17 +31,17 @@ rt=$(awk '/^FROM /{rt=""} {rt=rt $0 "\n"} END{printf "%s", rt}' "$df")
 user=$(echo "$rt" | sed -n 's/^USER //p')
 uid=${user%%:*} gid=${user#*:}
 if [[ "$user" =~ ^[0-9]+:[0-9]+$ ]] && [ "$uid" != 0 ] && [ "$gid" != 0 ] \
-    && echo "$rt" | grep -Eq -- "useradd .*--uid $uid( |$)" && echo "$rt" | grep -Eq -- "useradd .*--gid $gid( |$)" \
-    && echo "$rt" | grep -Eq -- "groupadd .*--gid $gid( |$)"; then
+    && grep -Eq -- "useradd .*--uid $uid( |$)" <<<"$rt" && grep -Eq -- "useradd .*--gid $gid( |$)" <<<"$rt" \
+    && grep -Eq -- "groupadd .*--gid $gid( |$)" <<<"$rt"; then
     echo "ok: runtime runs as numeric non-root $user, created with those ids"
 else
     echo "FAIL: runtime USER must be numeric uid:gid (not 0) created by useradd/groupadd (got '$user')"; fail=1
 fi
-echo "$rt" | grep -Eq '^HEALTHCHECK .*' && echo "$rt" | grep -q 'GET /livez ' && echo "$rt" | grep -q '\${PORT}' \
-    && ! echo "$rt" | grep -Eq 'GET /(health|readyz) ' \
+grep -Eq '^HEALTHCHECK .*' <<<"$rt" && grep -q 'GET /livez ' <<<"$rt" && grep -q '\${PORT}' <<<"$rt" \
+    && ! grep -Eq 'GET /(health|readyz) ' <<<"$rt" \
     && echo "ok: HEALTHCHECK on /livez (liveness, not the database) at \$PORT" || { echo "FAIL: HEALTHCHECK"; fail=1; }
 # tini (Debian's) is PID 1 and execs the worker; CMD only names the subcommand
-echo "$rt" | grep -Eq '^ENTRYPOINT \["/usr/bin/tini", "--", "/usr/local/bin/glint-worker"\]$' \
+grep -Eq '^ENTRYPOINT \["/usr/bin/tini", "--", "/usr/local/bin/glint-worker"\]$' <<<"$rt" \
     && grep -Eq '^runtime=.*\btini\b' docker/deps.sh \
     && echo "ok: tini from deps.sh runtime is PID 1" || { echo "FAIL: ENTRYPOINT must be tini -- glint-worker (and tini in deps.sh runtime)"; fail=1; }
 # every FROM is pinned by digest, directly or through a global ARG whose default is one
@@ -62,23 +62,23 @@ need "$df" '^ADD https://github\.com/yt-dlp/yt-dlp/releases/download/\$\{YTDLP_V
 need "$df" 'test -n "\$\{YTDLP_SHA256\}"' "the build refuses an empty checksum"
 need "$df" 'echo "\$\{YTDLP_SHA256\}  /out/yt-dlp" \| sha256sum --check' "yt-dlp verified with sha256sum --check"
 if grep -Eq 'releases/latest|YTDLP_URL' "$df"; then echo "FAIL: yt-dlp from releases/latest (unpinned)"; fail=1; else echo "ok: no unpinned yt-dlp"; fi
-echo "$rt" | grep -q '^RUN yt-dlp --version$' && grep -Eq '^runtime=.*\bpython3\b' docker/deps.sh \
+grep -q '^RUN yt-dlp --version$' <<<"$rt" && grep -Eq '^runtime=.*\bpython3\b' docker/deps.sh \
     && echo "ok: the runtime stage runs the pinned yt-dlp (zipapp on python3)" || { echo "FAIL: yt-dlp smoke run / python3"; fail=1; }
 # OCI labels, and a version that is the project's
 for l in title description source version revision licenses; do
-    echo "$rt" | grep -Eq "org\.opencontainers\.image\.$l=\"[^\"]*\"" && echo "ok: label org.opencontainers.image.$l" \
+    grep -Eq "org\.opencontainers\.image\.$l=\"[^\"]*\"" <<<"$rt" && echo "ok: label org.opencontainers.image.$l" \
         || { echo "FAIL: label org.opencontainers.image.$l"; fail=1; }
 done
 pv=$(sed -n 's/^project(glint-worker VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
 need "$df" "^ARG GW_VERSION=${pv//./\\.}\$" "image version label = project VERSION ($pv)"
-echo "$rt" | grep -q 'org.opencontainers.image.revision="${GW_COMMIT}"' && echo "ok: revision label is GW_COMMIT" || { echo "FAIL: revision label"; fail=1; }
+grep -q 'org.opencontainers.image.revision="${GW_COMMIT}"' <<<"$rt" && echo "ok: revision label is GW_COMMIT" || { echo "FAIL: revision label"; fail=1; }
 # the commit reaches the binary: the build stage declares GW_COMMIT before build.sh, which hands it to CMake
 awk '/^FROM .* AS build$/{b=1} b&&/^ARG GW_COMMIT$/{a=1} b&&a&&/^RUN bash docker\/build\.sh /{ok=1} /^FROM /&&!/ AS build$/{b=0} END{exit !ok}' "$df" \
     && echo "ok: GW_COMMIT declared in the build stage before build.sh" || { echo "FAIL: GW_COMMIT in the build stage"; fail=1; }
 need docker/build.sh '-DGW_COMMIT="\$GW_COMMIT"' "build.sh passes GW_COMMIT to CMake"
-echo "$rt" | grep -Eq 'CMD \["bash", "-c"' && echo "ok: healthcheck uses bash (/dev/tcp)" || { echo "FAIL: healthcheck shell"; fail=1; }
-echo "$rt" | grep -Eq 'ffmpeg|deps\.sh runtime' && grep -Eq '^runtime=.*ffmpeg' docker/deps.sh && echo "ok: runtime has ffmpeg" || { echo "FAIL: ffmpeg"; fail=1; }
-echo "$rt" | grep -q 'yt-dlp' && echo "ok: runtime has yt-dlp" || { echo "FAIL: yt-dlp"; fail=1; }
+grep -Eq 'CMD \["bash", "-c"' <<<"$rt" && echo "ok: healthcheck uses bash (/dev/tcp)" || { echo "FAIL: healthcheck shell"; fail=1; }
+grep -Eq 'ffmpeg|deps\.sh runtime' <<<"$rt" && grep -Eq '^runtime=.*ffmpeg' docker/deps.sh && echo "ok: runtime has ffmpeg" || { echo "FAIL: ffmpeg"; fail=1; }
+grep -q 'yt-dlp' <<<"$rt" && echo "ok: runtime has yt-dlp" || { echo "FAIL: yt-dlp"; fail=1; }
 # the test packages the dashboard test, check_deploy.sh and test_zombies.py need
 for p in chromium nodejs postgresql python3-psycopg2 yamllint python3-yaml tini; do need docker/deps.sh "^test=.*\b$p\b" "deps.sh test has $p"; done
 need docker/deps.sh '\|\| test="\$test npm"' "deps.sh test adds npm unless nodejs ships it"
