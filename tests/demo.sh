@@ -120,7 +120,7 @@ fi
     die "PostgreSQL did not start (see $pgdir/server.log)"
 pg_up=1
 psql_() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$pgdir" -p "$port" -U postgres "$@"; }
-psql_ -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'glint'" | grep -q 1 || psql_ -d postgres -c "CREATE DATABASE glint"
+[ "$(psql_ -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'glint'")" = 1 ] || psql_ -d postgres -c "CREATE DATABASE glint"
 export DATABASE_URL="postgresql:///glint?host=$pgdir&port=$port&user=postgres"
 info "DATABASE_URL=$DATABASE_URL"
 "$bin" migrate >"$state/migrate.log" 2>&1 || { cat "$state/migrate.log"; die "migration failed"; }
