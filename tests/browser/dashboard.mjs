@@ -1,5 +1,5 @@
 // Drives the dashboard in Debian's headless Chromium (playwright-core, no bundled browser). Environment:
-//   BASE, KEY, DONE_ID, PENDING_ID, VIDEO_URL, XSS (a string the page must show as text), OUT (screenshot dir),
+//   BASE, KEY, DONE_ID, PENDING_ID (cancelled, then retried), VIDEO_URL, XSS (a string the page must show as text), OUT (screenshot dir),
 //   HIST_COMPLETED / HIST_FAILED (jobs the worker finished in the last hour), TIMINGS (the done job's stored timings)
 // Prints one JSON line {"checks": [[ok, what], ...]} for test_dashboard.py to assert.
 import { chromium } from "playwright-core";
@@ -111,6 +111,12 @@ try {
   await page.waitForFunction(() => /CANCELLED/.test((document.querySelector("#job-view dl") || {}).textContent || ""), null, { timeout: 10000 });
   check(!(await page.$("#job-view button.cancel")), "cancel button gone once cancelled");
   await page.screenshot({ path: env.OUT + "/dashboard-cancelled.png", fullPage: true });
+  // retry it from the same page: the button asks for the key again and the job is charged and PENDING again
+  await page.waitForSelector("#job-view button.retry", { timeout: 10000 });
+  await page.click("#job-view button.retry");
+  await page.waitForFunction(() => /is PENDING again \(1 credit/.test(document.getElementById("notice").textContent), null,
+    { timeout: 10000 });
+  check(dialogs === 2, "the retry button asked for the API key once");
   check(problems.length === 0, "no page errors or CSP violations: " + JSON.stringify(problems));
 } catch (e) {
   check(false, "browser run: " + (e.stack || e));
