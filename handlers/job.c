@@ -303,12 +303,19 @@ static void settle(gw_run_t *run)
 
 /* ---- what is in flight: subprocesses, thread-pool work, queries ---- */
 
+/* [0] every run (MAX_SUBPROCESSES), [1] the long media runs among them (MAX_MEDIA_SUBPROCESSES) */
+static gw_pool_t pools[2];
+
 static void on_proc(gw_run_t *run, int slot, const gw_proc_result_t *r)
 {
     run->proc[slot] = NULL;
     gw_pool_t *pool = run->proc_pool[slot];
+    bool media = run->proc_media[slot];
     run->proc_pool[slot] = NULL;
+    run->proc_media[slot] = false;
     gw_pool_release(pool); /* may start other jobs' queued runs before this one goes on */
+    if (media)
+        gw_pool_release(&pools[1]);
     if (run->state == GW_RUN_CLEANUP)
         settle(run);
     else
@@ -332,7 +339,6 @@ static void on_proc_ffmpeg(gw_proc_t *p, const gw_proc_result_t *r, void *data)
 
 /* ---- the subprocess pools ---- */
 
-static gw_pool_t pools[2]; /* [0] every short run, [1] downloads and scene detection */
 static bool pools_ready;
 
 static void on_pool_wait(const gw_pool_t *p, double seconds)
@@ -352,12 +358,18 @@ void gw_run_pools_init(const gw_settings_t *cfg)
     unsigned cpus = gw_pool_usable_cpus("/sys/fs/cgroup");
     unsigned main_size = pool_size(cfg->max_subprocesses, 2 * cpus);
     unsigned media_auto = main_size == 0 ? 0 : main_size / 2 > 0 ? main_size / 2 : 1;
+    unsigned media_size = pool_size(cfg->max_media_subprocesses, media_auto);
+    /* media runs are part of the main pool: with two slots or more, at least one stays for the short runs */
+    if (main_size > 1 && (media_size == 0 || media_size >= main_size))
+        media_size = main_size - 1;
+    else if (main_size == 1)
+        media_size = 1;
     gw_pool_init(&pools[0], main_size);
-    gw_pool_init(&pools[1], pool_size(cfg->max_media_subprocesses, media_auto));
+    gw_pool_init(&pools[1], media_size);
     pools[0].on_wait = pools[1].on_wait = on_pool_wait;
     pools_ready = true;
-    gw_info("subprocess pool: %u at once (%s), media %u (%u usable CPUs)", pools[0].size, pools[0].size ? "limited" : "unlimited",
-            pools[1].size, cpus);
+    gw_info("subprocess pool: %u at once (%s), of them media runs %u (%u usable CPUs)", pools[0].size,
+            pools[0].size ? "limited" : "unlimited", pools[1].size, cpus);
 }
 
 const gw_pool_t *gw_run_pool(bool media)
@@ -365,10 +377,11 @@ const gw_pool_t *gw_run_pool(bool media)
     return pools_ready ? &pools[media ? 1 : 0] : NULL;
 }
 
-/* Downloads and scene detection may run for minutes: their own pool, so they never hold up the short runs. */
-static gw_pool_t *pool_for(const gw_run_t *run, int slot)
+/* Downloads and scene detection may run for minutes. They count in MAX_SUBPROCESSES like every run, but take a media
+ * slot first, so they never hold more than MAX_MEDIA_SUBPROCESSES of it and short runs always find room. */
+static bool is_media_run(const gw_run_t *run, int slot)
 {
-    return slot == GW_PROC_DOWNLOAD || run->state == GW_RUN_SCENES ? &pools[1] : &pools[0];
+    return slot == GW_PROC_DOWNLOAD || run->state == GW_RUN_SCENES;
 }
 
 static void spawn_now(gw_run_t *run, int slot)
@@ -390,7 +403,14 @@ static void spawn_now(gw_run_t *run, int slot)
 static void on_pool_granted(gw_pool_waiter_t *w, void *data)
 {
     gw_run_t *run = data;
-    spawn_now(run, (int)(w - run->proc_wait));
+    int slot = (int)(w - run->proc_wait);
+    if (run->proc_pool[slot] == &pools[1]) { /* the media slot is held: now one of the main pool, in its FIFO */
+        run->proc_media[slot] = true;
+        run->proc_pool[slot] = &pools[0];
+        if (!gw_pool_acquire(&pools[0], w, on_pool_granted, run))
+            return;
+    }
+    spawn_now(run, slot);
 }
 
 /* A cleanup drops spawns still waiting for a slot: they leave the queue at once and never start. */
@@ -401,13 +421,28 @@ static void drop_queued(gw_run_t *run)
             continue;
         gw_pool_cancel(run->proc_pool[i], &run->proc_wait[i]);
         run->proc_pool[i] = NULL;
+        if (run->proc_media[i]) { /* it waited for a main slot while holding a media one */
+            run->proc_media[i] = false;
+            gw_pool_release(&pools[1]);
+        }
         gw_argv_free(run->proc_pending[i].argv);
         run->proc_pending[i].argv = NULL;
     }
 }
 
+bool gw_run_proc_active(const gw_run_t *run, int slot)
+{
+    return run->proc[slot] != NULL || run->proc_wait[slot].queued;
+}
+
 void gw_run_spawn(gw_run_t *run, int slot, char **argv, uint64_t timeout_ms, size_t out_cap, size_t err_cap, gw_run_proc_cb next)
 {
+    if (gw_run_proc_active(run, slot)) { /* a bug: a second spawn would link the slot's waiter twice into a pool queue */
+        gw_argv_free(argv);
+        gw_job_log(GW_LOG_ERROR, run->job->id, "subprocess slot %d spawned while still in use", slot);
+        gw_run_fail(run, "internal_error", "The worker could not schedule the work for this job", true, 0);
+        return;
+    }
     if (run->state == GW_RUN_CLEANUP || run->state == GW_RUN_DONE) { /* refused transition: nothing new starts */
         gw_argv_free(argv);
         return;
@@ -419,9 +454,10 @@ void gw_run_spawn(gw_run_t *run, int slot, char **argv, uint64_t timeout_ms, siz
     run->proc_pending[slot].timeout_ms = timeout_ms;
     run->proc_pending[slot].out_cap = out_cap;
     run->proc_pending[slot].err_cap = err_cap;
-    run->proc_pool[slot] = pool_for(run, slot);
+    run->proc_media[slot] = false;
+    run->proc_pool[slot] = is_media_run(run, slot) ? &pools[1] : &pools[0];
     if (gw_pool_acquire(run->proc_pool[slot], &run->proc_wait[slot], on_pool_granted, run))
-        spawn_now(run, slot);
+        on_pool_granted(&run->proc_wait[slot], run);
 }
 
 typedef struct st_offload_t {

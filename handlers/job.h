@@ -84,6 +84,7 @@ struct st_gw_run_t {
     /* subprocess pool (reactor/pool.h): a spawn waits here for a slot; the slot is held until the proc ends */
     gw_pool_waiter_t proc_wait[GW_PROC_NSLOTS];
     gw_pool_t *proc_pool[GW_PROC_NSLOTS]; /* the pool a queued or running slot belongs to */
+    bool proc_media[GW_PROC_NSLOTS];      /* a media run: holds a media slot besides its main one */
     struct {
         char **argv;
         uint64_t timeout_ms;
@@ -167,6 +168,8 @@ void gw_run_stage_time(gw_run_t *run, const char *stage, double seconds);
 /* Spawns argv into a slot once the subprocess pool grants one (FIFO; at once when free); next runs when it ends (not
  * during cleanup, which only awaits it; a cleanup drops a spawn still queued). Frees argv. */
 void gw_run_spawn(gw_run_t *run, int slot, char **argv, uint64_t timeout_ms, size_t out_cap, size_t err_cap, gw_run_proc_cb next);
+/* A slot's subprocess is running or still waiting for the pool: either way it must not be spawned again. */
+bool gw_run_proc_active(const gw_run_t *run, int slot);
 /* Runs fn(arg) on the thread pool; next(run, arg) on the loop afterwards (not during cleanup: then free_arg(arg)). */
 void gw_run_offload(gw_run_t *run, gw_work_fn fn, void *arg, void (*next)(gw_run_t *, void *), void (*free_arg)(void *));
 /* A database call: the callback's PGresult goes to next unless the run is cleaning up. */

@@ -182,11 +182,12 @@ static void claim(gw_queue_t *q, claim_reason_t reason)
         snprintf(name, sizeof(name), "gw_claim_%u_%u", free_slots, deep);
         snprintf(args, sizeof(args), "%u, %u", free_slots, deep);
     }
-    /* created_at for the queue-wait histogram: a LEFT JOIN, since a job inserted after this statement's snapshot
-     * may still be claimed by the function's own (newer) snapshot */
+    /* created_at for the queue-wait histogram: a scalar subquery, one primary-key lookup per claimed row (a join was
+     * planned as a hash join over the whole table: a scan of the queue per claim). NULL for a job inserted after this
+     * statement's snapshot, which the function's own (newer) snapshot may still claim. */
     snprintf(sql, sizeof(sql),
-             "SELECT c.*, extract(epoch FROM clock_timestamp() - j.created_at)::float8"
-             " FROM glint_claim_jobs($1, $2::int, %s) c LEFT JOIN analysis_jobs j ON j.id = c.job_id",
+             "SELECT c.*, (SELECT extract(epoch FROM clock_timestamp() - j.created_at)::float8 FROM analysis_jobs j"
+             " WHERE j.id = c.job_id) FROM glint_claim_jobs($1, $2::int, %s) c",
              args);
     snprintf(lease, sizeof(lease), "%u", q->lease_seconds);
     const char *params[] = {q->worker_id, lease};

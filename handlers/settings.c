@@ -48,8 +48,8 @@ static const gw_config_var_t vars[] = {
         "yt-dlp/ffprobe/ffmpeg runs at once, shared by all jobs (FIFO); 0 = 2 x the CPUs the cgroup quota or affinity "
         "allows, -1 = unlimited"),
     LNG("MAX_MEDIA_SUBPROCESSES", "0", -1, 4096, max_media_subprocesses,
-        "long media runs at once (downloads, scene detection), a pool beside MAX_SUBPROCESSES; 0 = half of it (at least 1), "
-        "-1 = unlimited"),
+        "long media runs at once (downloads, scene detection), counted within MAX_SUBPROCESSES and kept below it so "
+        "short runs always find a slot: at most MAX_SUBPROCESSES - 1 (-1 = that); 0 = half of it (at least 1)"),
     LNG("POLL_INTERVAL_MS", "5000", 50, 3600000, poll_interval_ms,
         "fallback poll while LISTEN is healthy (250 ms while it is not)"),
     LNG("LEASE_SECONDS", "30", 2, 3600, lease_seconds, "a claimed job's lease; renewed every third of it"),

@@ -164,7 +164,7 @@ void gw_source_await_media(gw_run_t *run)
 {
     if (run->state != GW_RUN_MEDIA && !gw_run_set_state(run, GW_RUN_MEDIA)) /* MEDIA again: after a duration probe */
         return;
-    if (run->proc[GW_PROC_DOWNLOAD] == NULL && !run->dl_done) {
+    if (!gw_run_proc_active(run, GW_PROC_DOWNLOAD) && !run->dl_done) { /* a download queued for the pool counts */
         gw_run_stage_begin(run, "download");
         gw_source_remote_download(run);
         return;

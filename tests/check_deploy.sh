@@ -7,8 +7,10 @@
 #     is PORT; the image's HEALTHCHECK is on a liveness path;
 #   - one image name across the manifests, kustomization and docs/deploy-kubernetes.md;
 #   - the shape operators rely on: args not command (tini stays PID 1), numeric non-root user = the image's, read-only
-#     root, no privilege escalation, all capabilities dropped, a WORK_DIR volume that holds MAX_CONCURRENT_JOBS x
-#     DOWNLOAD_MAX_BYTES (on Cloud Run counted in the memory limit), terminationGracePeriodSeconds above
+#     root, no privilege escalation, all capabilities dropped, a WORK_DIR volume that holds every deep job's download
+#     at once (min(MAX_CONCURRENT_JOBS, MAX_CONCURRENT_DEEP_JOBS) x DOWNLOAD_MAX_BYTES; on Cloud Run counted in the
+#     memory limit), a memory limit that covers the subprocess pools (docs/concurrency.md#sizing-for-cloud-run-and-kubernetes)
+#     with bounded pools, terminationGracePeriodSeconds above
 #     SHUTDOWN_GRACE_MS, Cloud Run min instances >= 1 with CPU always allocated, KEDA's target = MAX_CONCURRENT_JOBS.
 # The KEDA query itself runs against PostgreSQL in tests/integration/test_keda_query.py.
 #   tests/check_deploy.sh [BUILD_DIR]     (default build/)
@@ -76,6 +78,12 @@ UNITS = {"": 1, "k": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "Ki": 1024, "Mi": 102
 def quantity(q):
     m = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(q))
     return int(float(m.group(1)) * UNITS[m.group(2)]) if m and m.group(2) in UNITS else None
+
+
+def cpu_count(q):
+    """A CPU limit as the worker sees it: the cgroup quota rounded up ("2" = 2, "1500m" = 2); 0 when unset."""
+    m = re.fullmatch(r"([0-9.]+)(m?)", str(q or ""))
+    return 0 if not m else -(-int(float(m.group(1)) * (1 if m.group(2) else 1000)) // 1000)
 
 
 # --- manifests ---
@@ -167,9 +175,23 @@ for path, kind, owner, spec in pods:
             size = quantity((((vol.get("ephemeral") or {}).get("volumeClaimTemplate") or {}).get("spec") or {})
                             .get("resources", {}).get("requests", {}).get("storage"))
         jobs = int(env.get("MAX_CONCURRENT_JOBS") or default("MAX_CONCURRENT_JOBS"))
+        deep = int(env.get("MAX_CONCURRENT_DEEP_JOBS") or default("MAX_CONCURRENT_DEEP_JOBS"))
+        downloads = min(jobs, deep) if deep > 0 else jobs
         dl = int(env.get("DOWNLOAD_MAX_BYTES") or default("DOWNLOAD_MAX_BYTES"))
-        ok(size and size >= jobs * dl, "%s: WORK_DIR %s is a volume of %s bytes >= MAX_CONCURRENT_JOBS %d x DOWNLOAD_MAX_BYTES %d"
-           % (where, work, size, jobs, dl))
+        ok(size and size >= downloads * dl, "%s: WORK_DIR %s is a volume of %s bytes >= %d deep downloads at once x "
+           "DOWNLOAD_MAX_BYTES %d" % (where, work, size, downloads, dl))
+        # memory: the worker, the pools' subprocesses at their measured size, an in-memory work volume
+        cpus = cpu_count(c["resources"]["limits"].get("cpu"))
+        main = int(env.get("MAX_SUBPROCESSES") or default("MAX_SUBPROCESSES"))
+        main = 2 * cpus if main == 0 else main
+        media = int(env.get("MAX_MEDIA_SUBPROCESSES") or default("MAX_MEDIA_SUBPROCESSES"))
+        media = max(1, main // 2) if media == 0 else media
+        if ok(cpus > 0 and main > 0 and media > 0, "%s: bounded subprocess pools (%d + %d; CPU limit %d)" % (where, main, media, cpus)):
+            need = (64 << 20) + jobs * (64 << 10) + main * (100 << 20) + media * (200 << 20)
+            need += size if vol.get("emptyDir", {}).get("medium") == "Memory" else 0
+            mem = quantity(c["resources"]["limits"].get("memory"))
+            ok(mem and mem >= need, "%s: memory limit %s >= worker + %d job slots + %d x 100 MiB + %d x 200 MiB subprocesses%s"
+               " = %d" % (where, mem, jobs, main, media, " + the in-memory work volume" if "Memory" in str(vol) else "", need))
         if cloud_run(owner):
             mem = quantity(c["resources"]["limits"]["memory"])
             ok(vol.get("emptyDir", {}).get("medium") == "Memory" and mem and size and mem >= size + (1 << 30),

@@ -6,9 +6,12 @@ this machine has more.
     tests/bench/bench_pool.py [build-dir]
 Table: 50 standard jobs under the old settings (MAX_CONCURRENT_JOBS 4, 8, 50, no pool: MAX_SUBPROCESSES=-1) and the new
 ones (50 job slots, default pool): wall time, most yt-dlp processes at once and their peak summed RSS (sampled from
-/proc every 20 ms). BENCH_POOL_LONG=1 adds 200 jobs at 30 s per Gemini call: jobs per container-minute (8 slots, no
+/proc every 100 ms), the subprocesses' CPU per job and the floor it sets (their CPU seconds / CPUs), how busy the CPUs
+were, the worker's own RSS (idle and peak, with the most jobs claimed at once) and GET /health latency sampled every
+50 ms during the run. BENCH_POOL_LONG=1 adds 200 jobs at 30 s per Gemini call: jobs per container-minute (8 slots, no
 pool, vs 200 slots + default pool). BENCH_JOBS overrides 50; BENCH_OLD_SLOTS
 (default 4,8,50) the old settings run."""
+import http.client
 import http.server
 import os
 import shutil
@@ -82,22 +85,62 @@ def descendants(root):
     return out
 
 
+def _read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def vmrss_kb(pid):
+    for line in _read("/proc/%d/status" % pid).splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def ytdlp_sample(root):
-    """(count, summed RSS in kB) of the yt-dlp processes under root."""
-    n, rss = 0, 0
+    """(count, summed RSS in kB) of the yt-dlp runs under root. A run's own children (Python forks, and for an instant
+    the fork still carries yt-dlp's command line) belong to that run: only yt-dlp processes whose parent is not one
+    count, which is what the pool bounds."""
+    procs = {}
     for pid in descendants(root):
         try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                if b"yt-dlp" not in f.read():
-                    continue
-            with open("/proc/%d/status" % pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        rss += int(line.split()[1])
+            ppid = int(_read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()[1])
+            procs[pid] = (ppid, b"yt-dlp" in _read("/proc/%d/cmdline" % pid, "rb"))
+        except (OSError, IndexError, ValueError):
+            pass
+    n, rss = 0, 0
+    for pid, (ppid, is_ytdlp) in procs.items():
+        if not is_ytdlp or procs.get(ppid, (0, False))[1]:
+            continue
+        try:
+            rss += vmrss_kb(pid)
             n += 1
         except OSError:
             pass
     return n, rss
+
+
+def machine_cpu():
+    """(busy, total) jiffies of the CPUs this benchmark runs on."""
+    mine = set(os.sched_getaffinity(0))
+    busy = total = 0
+    for line in _read("/proc/stat").splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit() and int(line.split()[0][3:]) in mine:
+            v = [int(x) for x in line.split()[1:]]
+            total += sum(v[:8])
+            busy += sum(v[:8]) - v[3] - v[4]  # minus idle and iowait
+    return busy, total
+
+
+def children_cpu_s(pid):
+    """CPU seconds of the worker's reaped subprocesses (cutime + cstime): what the jobs' yt-dlp runs cost."""
+    f = _read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()
+    return (int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else 0.0
 
 
 def run(label, jobs, gemini_ms, **env):
@@ -110,29 +153,67 @@ def run(label, jobs, gemini_ms, **env):
                    WORK_DIR=tmp, ALLOWED_VIDEO_HOSTS="127.0.0.1", LOG_LEVEL="warn", LEASE_SECONDS=30,
                    YTDLP_TIMEOUT_MS=600000, GEMINI_TIMEOUT_MS=120000, **env)
         w.wait_ready()
-        peak_n, peak_rss, stop = [0], [0], [False]
+        time.sleep(0.5)
+        idle_kb = vmrss_kb(w.proc.pid)
+        peak_n, peak_rss, peak_self, stop = [0], [0], [idle_kb], [False]
+        lat, busy, queued, queued_kb = [], [0], [0], [0]
 
         def sample():
             while not stop[0]:
                 n, rss = ytdlp_sample(w.proc.pid)
                 peak_n[0] = max(peak_n[0], n)
                 peak_rss[0] = max(peak_rss[0], rss)
-                time.sleep(0.02)
+                try:
+                    peak_self[0] = max(peak_self[0], vmrss_kb(w.proc.pid))
+                except OSError:
+                    pass
+                time.sleep(0.1)  # a yt-dlp run lasts a second or more; a finer scan costs the CPU being measured
+
+        def probe():  # GET /health on one kept-alive connection, every 50 ms
+            conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=10)
+            while not stop[0]:
+                t = time.perf_counter()
+                conn.request("GET", "/health")
+                conn.getresponse().read()
+                lat.append((time.perf_counter() - t) * 1000.0)
+                time.sleep(0.05)
+            conn.close()
+
+        def in_flight():  # most jobs claimed at once; the worker's RSS when the most wait for the pool
+            while not stop[0]:
+                busy[0] = max(busy[0], db.one("SELECT count(*) FROM analysis_jobs WHERE status = 'PROCESSING'"))
+                try:
+                    q = int(w.metric("glint_subprocess_pool_queued") or 0)
+                    if q > queued[0]:
+                        queued[0], queued_kb[0] = q, vmrss_kb(w.proc.pid)
+                except OSError:
+                    pass
+                time.sleep(0.2)
+        side = [threading.Thread(target=probe), threading.Thread(target=in_flight)]
+        for t in side:
+            t.start()
         th = threading.Thread(target=sample)
         th.start()
         t0 = time.perf_counter()
+        cpu0 = machine_cpu()
         db.q("INSERT INTO analysis_jobs (user_id, video_url) SELECT gen_random_uuid(), %s || '/p' || (i %% 200) || '.html'"
              " FROM generate_series(0, %s - 1) AS i", base, jobs)
         wait_for(lambda: db.one("SELECT count(*) FROM analysis_jobs WHERE status IN ('COMPLETED','FAILED')") == jobs,
                  3600, 0.05)
         wall = time.perf_counter() - t0
+        cpu1 = machine_cpu()
+        kids_s = children_cpu_s(w.proc.pid)
         stop[0] = True
         th.join()
+        for t in side:
+            t.join()
         failed = db.one("SELECT count(*) FROM analysis_jobs WHERE status = 'FAILED'")
         w.stop()
         w = None
         return {"label": label, "wall": wall, "procs": peak_n[0], "rss_mb": peak_rss[0] / 1024.0, "failed": failed,
-                "jobs": jobs}
+                "jobs": jobs, "idle_kb": idle_kb, "self_kb": peak_self[0], "busy": busy[0],
+                "kids_s": kids_s, "busy_pct": 100.0 * (cpu1[0] - cpu0[0]) / max(1, cpu1[1] - cpu0[1]),
+                "queued": queued[0], "queued_kb": queued_kb[0], "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99), "max": max(lat or [0])}
     finally:
         if w:
             w.stop()
@@ -163,14 +244,28 @@ finally:
     subprocess.run([os.path.join(SRC, "pg_harness.sh"), "stop", state], capture_output=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
-print("\n| settings | wall time | yt-dlp processes at once | their peak RSS | failed |\n|---|---|---|---|---|")
-for r in rows:
-    print("| %s | %.1f s | %d | %.0f MB | %d |" % (r["label"], r["wall"], r["procs"], r["rss_mb"], r["failed"]))
+ncpu = len(os.sched_getaffinity(0))
+print("\n| settings | wall time | yt-dlp processes at once | their peak RSS | subprocess CPU per job; CPU floor | CPUs busy |"
+      " worker RSS idle -> peak (jobs claimed) | /health p50 / p99 / max | failed |\n|---|---|---|---|---|---|---|---|---|")
+for r in rows + long_rows:
+    print("| %s, %d jobs | %.1f s | %d | %.0f MB | %.2f s; %.1f s | %.0f %% | %.1f -> %.1f MB (%d) | %.2f / %.2f / %.1f ms | %d |" % (
+        r["label"], r["jobs"], r["wall"], r["procs"], r["rss_mb"], r["kids_s"] / r["jobs"], r["kids_s"] / ncpu,
+        r["busy_pct"], r["idle_kb"] / 1024.0, r["self_kb"] / 1024.0, r["busy"], r["p50"], r["p99"], r["max"], r["failed"]))
+print("CPU floor = the subprocesses' CPU seconds / %d CPUs: no schedule finishes sooner; a run at ~100 %% busy is CPU-bound"
+      % ncpu)
 eight = next((r for r in rows if r["label"].startswith("MAX_CONCURRENT_JOBS=8,")), None)
 new = rows[-1]
 if eight:
     print("new / 8-slot wall time: %.2f (target <= 0.75); yt-dlp at once %d (target <= 4); RSS %.0f MB (target <= 600)" % (
         new["wall"] / eight["wall"], new["procs"], new["rss_mb"]))
+for r in rows + long_rows:
+    if r["busy"] > 8:
+        print("%s, %d jobs: worker grew %.1f KB per claimed job at its peak (%d claimed at once)" % (
+            r["label"], r["jobs"], (r["self_kb"] - r["idle_kb"]) / r["busy"], r["busy"]))
+    if r["queued"] > 8:
+        print("%s, %d jobs: %.1f KB per job waiting for the pool (%d waiting, RSS %.1f MB then, %.1f MB idle)" % (
+            r["label"], r["jobs"], (r["queued_kb"] - r["idle_kb"]) / r["queued"], r["queued"], r["queued_kb"] / 1024.0,
+            r["idle_kb"] / 1024.0))
 for r in long_rows:
-    print("200 jobs, Gemini 30 s, %s: %.1f s wall, %.1f jobs per container-minute, %d yt-dlp at once, %.0f MB, %d failed"
-          % (r["label"], r["wall"], r["jobs"] / (r["wall"] / 60.0), r["procs"], r["rss_mb"], r["failed"]))
+    print("%d jobs, Gemini 30 s, %s: %.1f s wall, %.1f jobs per container-minute" % (
+        r["jobs"], r["label"], r["wall"], r["jobs"] / (r["wall"] / 60.0)))

@@ -16,7 +16,7 @@ GW = os.path.join(BIN, "glint-worker")
 
 
 ROOT = os.path.abspath(os.path.join(SRC, ".."))
-COMMANDS = ("serve", "migrate", "enqueue", "status", "analyze", "cancel")
+COMMANDS = ("serve", "migrate", "enqueue", "status", "analyze", "cancel", "retry")
 
 
 def run(env, *args, timeout=60):

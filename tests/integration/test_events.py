@@ -186,6 +186,37 @@ try:
     w.stop()
     workers.clear()
 
+    # ---- the deep-capped claim (sql/019, 020): reads about a batch of rows whatever the queue's length, keeps the cap ----
+    db.q("TRUNCATE analysis_jobs CASCADE")
+    db.q("INSERT INTO analysis_jobs (user_id, video_url) SELECT gen_random_uuid(), 'test://noop'"
+         " FROM generate_series(1, 20000)")
+    db.q("ANALYZE analysis_jobs")
+
+    def claim_reads(limit, deep):
+        """(claimed, deep claimed, rows read by sequential scans, rows fetched through indexes) of one claim."""
+        cur = db.conn.cursor()
+        cur.execute("BEGIN")  # pg_stat_xact_user_tables counts this transaction's reads
+        cur.execute("SELECT count(*), count(*) FILTER (WHERE job_mode = 'deep') FROM glint_claim_jobs('cap', 30, %s, %s)",
+                    (limit, deep))
+        n, d = cur.fetchone()
+        cur.execute("SELECT seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'analysis_jobs'")
+        seq, idx = cur.fetchone()
+        cur.execute("COMMIT")
+        return n, d, seq, idx
+    n, d, seq, idx = claim_reads(256, 2)
+    check(n == 256 and d == 0 and seq + idx < 2000, "capped claim, no deep job queued: 256 claimed reading %d + %d "
+          "rows of a 20,000-job queue" % (seq, idx))
+    db.q("INSERT INTO analysis_jobs (user_id, video_url, mode, run_after) SELECT gen_random_uuid(), 'test://noop', 'deep',"
+         " now() - interval '1 hour' FROM generate_series(1, 50)")  # at the front of the queue
+    n, d, seq, idx = claim_reads(256, 2)
+    check(n == 256 and d == 2 and seq + idx < 2000, "capped claim with 50 deep jobs queued first: 256 claimed, 2 deep "
+          "(%d), reading %d + %d rows" % (d, seq, idx))
+    n, d, seq, idx = claim_reads(100, 0)
+    check(n == 100 and d == 0, "deep cap 0: standard jobs only (%d deep of %d)" % (d, n))
+    n, d, _, _ = claim_reads(10, 10)
+    check(n == 10 and d == 10, "no cap in the batch: the oldest jobs, deep ones included (%d deep of %d)" % (d, n))
+    db.q("TRUNCATE analysis_jobs CASCADE")
+
     # ---- retention: old finished jobs and their results go, in batches, one worker at a time; ledger rows stay ----
     db.q("TRUNCATE analysis_jobs CASCADE")
     old = [db.one("INSERT INTO analysis_jobs (user_id, video_url, status, created_at, finished_at)"
