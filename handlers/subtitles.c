@@ -131,7 +131,7 @@ static bool entity_decode(const char *e, size_t n, gw_buf_t *out)
                  {"nbsp", " "}, {"lrm", ""}, {"rlm", ""}, {NULL, NULL}};
     for (int i = 0; named[i].name != NULL; i++) {
         if (n == strlen(named[i].name) && memcmp(e, named[i].name, n) == 0) {
-            gw_buf_append(out, named[i].text, strlen(named[i].text));
+            gw_buf_puts(out, named[i].text);
             return true;
         }
     }
@@ -428,7 +428,7 @@ static void cue_finish(gw_cue_parser_t *p)
         for (size_t i = k; i < p->ncur; i++) {
             if (b.len > 0)
                 gw_buf_putc(&b, ' ');
-            gw_buf_append(&b, p->cur[i], strlen(p->cur[i]));
+            gw_buf_puts(&b, p->cur[i]);
         }
         segvec_push(&p->segs, p->start, p->end, b.data);
     }

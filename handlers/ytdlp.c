@@ -38,7 +38,7 @@ static char *output_template(const char *dir, const char *file_tmpl)
         gw_buf_append(&b, dir[i] == '%' ? "%%" : &dir[i], dir[i] == '%' ? 2 : 1);
     if (n == 0 || dir[n - 1] != '/')
         gw_buf_putc(&b, '/');
-    gw_buf_append(&b, file_tmpl, strlen(file_tmpl));
+    gw_buf_puts(&b, file_tmpl);
     return b.data;
 }
 
@@ -199,14 +199,14 @@ char *gw_ytdlp_sub_langs(const char *const *prefer_langs)
         const char *l = prefer_langs[i];
         if (!lang_tag_ok(l))
             continue;
-        gw_buf_append(&b, l, strlen(l));
+        gw_buf_puts(&b, l);
         gw_buf_putc(&b, ',');
         if (strchr(l, '-') == NULL) {
-            gw_buf_append(&b, l, strlen(l));
+            gw_buf_puts(&b, l);
             gw_buf_append(&b, region, sizeof(region) - 1);
         }
     }
-    gw_buf_append(&b, GW_YTDLP_DEFAULT_SUB_LANGS, strlen(GW_YTDLP_DEFAULT_SUB_LANGS));
+    gw_buf_puts(&b, GW_YTDLP_DEFAULT_SUB_LANGS);
     return b.data;
 }
 
