@@ -1,6 +1,7 @@
 /* The reply half of handlers/gemini.h: generateContent responses, HTTP failure classification and the Files API
  * messages. handlers/gemini.c builds the requests. */
 #include "handlers/gemini.h"
+#include "reactor/text.h"
 #include <curl/curl.h>
 #include <ctype.h>
 #include <inttypes.h>
@@ -13,88 +14,10 @@
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-typedef struct st_gw_strbuf_t {
-    char *data;
-    size_t len, cap;
-} gw_strbuf_t;
-
-static json_t *must(json_t *j)
-{
-    /* jansson returns NULL only on allocation failure (or a bug in a literal format): abort. */
-    if (j == NULL)
-        abort();
-    return j;
-}
-
-static char *must_strdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
-}
-
-static void buf_reserve(gw_strbuf_t *b, size_t extra)
-{
-    if (b->len + extra + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (p == NULL)
-        abort();
-    b->data = p;
-    b->cap = cap;
-}
-
-static void buf_append(gw_strbuf_t *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_puts(gw_strbuf_t *b, const char *s)
-{
-    buf_append(b, s, strlen(s));
-}
-
-/* Replaces bytes that are not valid UTF-8 with '?' in place: jansson refuses invalid strings and
- * captions scraped from the web are not always clean. */
-static void utf8_sanitize(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p != '\0') {
-        size_t n = *p < 0x80 ? 1 : (*p >> 5) == 0x6 ? 2 : (*p >> 4) == 0xe ? 3 : (*p >> 3) == 0x1e ? 4 : 0;
-        size_t k = 1;
-        while (n > 1 && k < n && (p[k] & 0xc0) == 0x80)
-            k++;
-        if (n == 0 || k < n || (n == 2 && *p < 0xc2) || (n == 3 && *p == 0xe0 && p[1] < 0xa0) ||
-            (n == 3 && *p == 0xed && p[1] >= 0xa0) || (n == 4 && *p == 0xf0 && p[1] < 0x90) || (n == 4 && *p > 0xf4) ||
-            (n == 4 && *p == 0xf4 && p[1] >= 0x90)) {
-            *p++ = '?';
-            continue;
-        }
-        p += n;
-    }
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
-}
-
-/* ASCII case-insensitive substring test (strcasestr is a GNU extension). */
-static bool ci_contains(const char *hay, const char *needle)
-{
-    size_t m = strlen(needle);
-    for (; *hay != '\0'; hay++)
-        if (strncasecmp(hay, needle, m) == 0)
-            return true;
-    return false;
 }
 
 static const char *jstr(json_t *obj, const char *key)
@@ -106,7 +29,7 @@ static const char *jstr(json_t *obj, const char *key)
 
 static char *dup_or_null(const char *s)
 {
-    return s != NULL ? must_strdup(s) : NULL;
+    return s != NULL ? gw_xstrdup(s) : NULL;
 }
 
 /* A token count: negative means absent (0); clamped to INT32_MAX because it is stored in an int column, and one
@@ -131,12 +54,12 @@ static char *collect_text(json_t *cand, bool *bad)
         *bad = true;
         return NULL;
     }
-    gw_strbuf_t b = {0};
+    gw_buf_t b = {0};
     json_array_foreach(parts, i, part)
     {
         const char *text = jstr(part, "text");
         if (text != NULL && !json_is_true(json_object_get(part, "thought")))
-            buf_puts(&b, text);
+            gw_buf_puts(&b, text);
     }
     return b.data;
 }
@@ -307,7 +230,7 @@ static void set_error(gw_gemini_error_t *out, bool transient, const char *code, 
     out->transient = transient;
     out->error_code = code;
     scrub_copy(out->message, sizeof(out->message), raw);
-    utf8_sanitize(out->message); /* truncation may have cut a multibyte character; callers put this in JSON */
+    gw_utf8_sanitize(out->message); /* truncation may have cut a multibyte character; callers put this in JSON */
 }
 
 static void classify_curl(int curlcode, gw_gemini_error_t *out)
@@ -348,7 +271,8 @@ typedef struct st_gw_gemini_details_t {
 
 static bool mentions_per_day(const char *s)
 {
-    return s != NULL && (ci_contains(s, "PerDay") || ci_contains(s, "per day") || ci_contains(s, "per_day"));
+    return s != NULL && (gw_ascii_istrstr(s, "PerDay") != NULL || gw_ascii_istrstr(s, "per day") != NULL ||
+                         gw_ascii_istrstr(s, "per_day") != NULL);
 }
 
 static void scan_details(json_t *details, gw_gemini_details_t *d)
@@ -461,9 +385,9 @@ size_t gw_gemini_upload_start_headers(uint64_t size, const char *mime_type, char
 
 char *gw_gemini_upload_start_body(const char *display_name)
 {
-    char *name = must_strdup(display_name ? display_name : "video");
-    utf8_sanitize(name);
-    json_t *j = must(json_pack("{s:{s:s}}", "file", "display_name", name));
+    char *name = gw_xstrdup(display_name ? display_name : "video");
+    gw_utf8_sanitize(name);
+    json_t *j = gw_must(json_pack("{s:{s:s}}", "file", "display_name", name));
     free(name);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
@@ -502,7 +426,7 @@ int gw_gemini_file_parse(const char *body, size_t len, gw_gemini_file_t *out)
     json_t *f = json_is_object(json_object_get(root, "file")) ? json_object_get(root, "file") : root;
     int rc = -1;
     if (json_is_object(f) && jstr(f, "name") != NULL) {
-        out->name = must_strdup(jstr(f, "name"));
+        out->name = gw_xstrdup(jstr(f, "name"));
         out->uri = dup_or_null(jstr(f, "uri"));
         out->mime_type = dup_or_null(jstr(f, "mimeType"));
         out->state = gw_gemini_file_state_parse(jstr(f, "state"));

@@ -1,6 +1,7 @@
 #include "handlers/governor.h"
 #include "handlers/metrics.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -244,14 +245,6 @@ struct st_gw_governor_t {
     model_t *models[MAX_MODELS];
     size_t nmodels;
 };
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        abort();
-    return d;
-}
 
 static int64_t now_us(const gw_governor_t *g)
 {
@@ -581,9 +574,9 @@ gw_governor_t *gw_governor_create(uv_loop_t *loop, gw_pg_t *pg, const gw_setting
         abort();
     g->loop = loop;
     g->pg = pg;
-    g->rpm_spec = xstrdup(cfg->gemini_rpm);
-    g->tpm_spec = xstrdup(cfg->gemini_tpm);
-    g->prices = xstrdup(cfg->gemini_prices);
+    g->rpm_spec = gw_xstrdup(cfg->gemini_rpm);
+    g->tpm_spec = gw_xstrdup(cfg->gemini_tpm);
+    g->prices = gw_xstrdup(cfg->gemini_prices);
     g->window_ms = cfg->gemini_rpm_window_ms > 0 ? cfg->gemini_rpm_window_ms : 60000;
     g->window_us = gw_gov_window_us(g->window_ms);
     return g;

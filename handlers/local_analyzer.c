@@ -2,6 +2,7 @@
 #include "handlers/local_analyzer.h"
 #include "handlers/local_doc.h"
 #include "handlers/result.h"
+#include "reactor/text.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdint.h>
@@ -14,22 +15,6 @@
 #define MAX_KEYWORDS 10
 #define MAX_SCENES 40
 #define DESC_MAX 180 /* bytes of a timeline description before it is shortened at a word boundary */
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = strndup(s, n);
-    if (d == NULL)
-        abort();
-    return d;
-}
 
 bool gw_analyzer_is_local(const char *analyzer, const char *gemini_api_key)
 {
@@ -91,18 +76,11 @@ static size_t summary_size(size_t n)
     return n <= 4 ? 1 : n <= 12 ? 2 : n <= 40 ? 3 : n <= 150 ? 4 : 5;
 }
 
-static json_t *must(json_t *j)
-{
-    if (j == NULL)
-        abort();
-    return j;
-}
-
 /* Summary: central sentences of at least 6 words (any when none is that long), in spoken order. Marks them in used. */
 static json_t *make_summary(const gw_local_doc_t *d, char *used)
 {
-    char *flag = xrealloc(NULL, d->n);
-    size_t *pick = xrealloc(NULL, d->n * sizeof(size_t)), nlong = 0;
+    char *flag = gw_xmalloc(d->n);
+    size_t *pick = gw_xmalloc(d->n * sizeof(size_t)), nlong = 0;
     for (size_t i = 0; i < d->n; i++)
         nlong += (flag[i] = d->s[i].nwords >= 6);
     if (nlong == 0)
@@ -112,7 +90,7 @@ static json_t *make_summary(const gw_local_doc_t *d, char *used)
     size_t len = 1;
     for (size_t i = 0; i < k; i++)
         len += strlen(d->s[pick[i]].text) + 1;
-    char *text = xrealloc(NULL, len);
+    char *text = gw_xmalloc(len);
     text[0] = '\0';
     for (size_t i = 0; i < k; i++) {
         if (i > 0)
@@ -120,7 +98,7 @@ static json_t *make_summary(const gw_local_doc_t *d, char *used)
         strcat(text, d->s[pick[i]].text);
         used[pick[i]] = 1;
     }
-    json_t *out = must(json_string(text));
+    json_t *out = gw_must(json_string(text));
     free(text);
     free(pick);
     free(flag);
@@ -130,17 +108,17 @@ static json_t *make_summary(const gw_local_doc_t *d, char *used)
 static json_t *make_takeaways(const gw_local_doc_t *d, const char *used)
 {
     size_t want = d->n / 4 < 3 ? 3 : d->n / 4 > 7 ? 7 : d->n / 4, left = 0;
-    char *flag = xrealloc(NULL, d->n);
-    size_t *pick = xrealloc(NULL, d->n * sizeof(size_t));
+    char *flag = gw_xmalloc(d->n);
+    size_t *pick = gw_xmalloc(d->n * sizeof(size_t));
     for (size_t i = 0; i < d->n; i++)
         left += (flag[i] = !used[i] && d->s[i].nwords >= 4);
     if (left < 3) /* too short a transcript to avoid repeating the summary */
         for (size_t i = 0; i < d->n; i++)
             flag[i] = 1;
     size_t k = mmr(d, flag, want, 0.65, pick);
-    json_t *arr = must(json_array());
+    json_t *arr = gw_must(json_array());
     for (size_t i = 0; i < k; i++)
-        json_array_append_new(arr, must(json_string(d->s[pick[i]].text)));
+        json_array_append_new(arr, gw_must(json_string(d->s[pick[i]].text)));
     free(pick);
     free(flag);
     return arr;
@@ -153,17 +131,17 @@ static json_t *short_text(const char *s)
 {
     size_t n = strlen(s);
     if (n <= DESC_MAX)
-        return must(json_string(s));
+        return gw_must(json_string(s));
     size_t cut = DESC_MAX;
     while (cut > DESC_MAX / 2 && s[cut] != ' ')
         cut--;
     if (s[cut] != ' ') /* no blank (e.g. Japanese): cut between UTF-8 characters */
         for (cut = DESC_MAX; cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80; cut--)
             ;
-    char *b = xrealloc(NULL, cut + 4);
+    char *b = gw_xmalloc(cut + 4);
     memcpy(b, s, cut);
     memcpy(b + cut, "...", 4);
-    json_t *j = must(json_string(b));
+    json_t *j = gw_must(json_string(b));
     free(b);
     return j;
 }
@@ -184,7 +162,7 @@ static json_t *stamp(tclock_t *c, double seconds)
     c->last = s;
     char ts[32];
     gw_format_timestamp(s, ts, sizeof(ts));
-    return must(json_string(ts));
+    return gw_must(json_string(ts));
 }
 
 /* Index of the most central sentence in [from, to) not equal to skip; SIZE_MAX when none. */
@@ -225,16 +203,16 @@ static json_t *section_terms(const gw_local_doc_t *d, size_t from, size_t to)
         if (r < 2 && bw[r + 1] > 0)
             strcat(buf, ", ");
     }
-    return got ? must(json_string(buf)) : NULL;
+    return got ? gw_must(json_string(buf)) : NULL;
 }
 
 static json_t *section_entry(const gw_local_doc_t *d, tclock_t *c, double at, const char *title, size_t from, size_t to)
 {
-    json_t *e = must(json_object()), *details = must(json_array());
+    json_t *e = gw_must(json_object()), *details = gw_must(json_array());
     size_t b1 = best_in(d, from, to, SIZE_MAX);
     json_object_set_new(e, "timestamp", stamp(c, at));
     if (title != NULL) {
-        json_object_set_new(e, "description", must(json_string(title)));
+        json_object_set_new(e, "description", gw_must(json_string(title)));
         if (b1 != SIZE_MAX)
             json_array_append_new(details, short_text(d->s[b1].text));
     } else {
@@ -258,10 +236,10 @@ static int cmp_chapter(const void *a, const void *b)
 
 static json_t *timeline_from_chapters(const gw_local_doc_t *d, const gw_video_meta_t *m)
 {
-    gw_chapter_t *ch = xrealloc(NULL, m->nchapters * sizeof(gw_chapter_t));
+    gw_chapter_t *ch = gw_xmalloc(m->nchapters * sizeof(gw_chapter_t));
     memcpy(ch, m->chapters, m->nchapters * sizeof(gw_chapter_t));
     qsort(ch, m->nchapters, sizeof(gw_chapter_t), cmp_chapter); /* ties keep no order guarantee; starts are distinct */
-    json_t *arr = must(json_array());
+    json_t *arr = gw_must(json_array());
     tclock_t c = {0, m->duration};
     size_t si = 0;
     for (size_t k = 0; k < m->nchapters; k++) {
@@ -277,27 +255,12 @@ static json_t *timeline_from_chapters(const gw_local_doc_t *d, const gw_video_me
     return arr;
 }
 
-/* A growable list of term ids. */
-typedef struct st_vec_t {
-    uint32_t *id;
-    size_t n, cap;
-} vec_t;
-
-static void vec_push(vec_t *v, uint32_t id)
-{
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 16;
-        v->id = xrealloc(v->id, v->cap * sizeof(uint32_t));
-    }
-    v->id[v->n++] = id;
-}
-
 /* Block cohesion at each gap g (between sentences g-1 and g): cosine of the summed weights of the blocks around it.
  * Sparse: only the terms of the 2 * TILE_BLOCK sentences are touched, so long transcripts stay linear. */
 static void cohesion(const gw_local_doc_t *d, double *coh)
 {
     double *l = calloc(d->nt ? d->nt : 1, sizeof(double)), *r = calloc(d->nt ? d->nt : 1, sizeof(double));
-    vec_t touched = {0};
+    gw_local_ids_t touched = {0};
     if (l == NULL || r == NULL)
         abort();
     for (size_t g = 1; g < d->n; g++) {
@@ -307,7 +270,7 @@ static void cohesion(const gw_local_doc_t *d, double *coh)
             for (size_t k = 0; k < d->s[i].nterm; k++) {
                 uint32_t t = d->s[i].term[k];
                 if (l[t] == 0 && r[t] == 0)
-                    vec_push(&touched, t);
+                    gw_local_ids_push(&touched, t);
                 (i < g ? l : r)[t] += d->s[i].w[k];
             }
         double dot = 0, nl = 0, nr = 0;
@@ -380,9 +343,9 @@ static json_t *timeline_from_topics(const gw_local_doc_t *d, double duration)
     double spoken = (double)(d->s[d->n - 1].end_ms - d->s[0].start_ms) / 1000.0;
     size_t max = (size_t)(spoken / 40.0) + 2;
     max = max > 12 ? 12 : max;
-    size_t *starts = xrealloc(NULL, (max + 1) * sizeof(size_t));
+    size_t *starts = gw_xmalloc((max + 1) * sizeof(size_t));
     size_t k = topic_starts(d, starts, max);
-    json_t *arr = must(json_array());
+    json_t *arr = gw_must(json_array());
     tclock_t c = {0, duration};
     for (size_t j = 0; j < k; j++) {
         size_t to = j + 1 < k ? starts[j + 1] : d->n;
@@ -420,7 +383,7 @@ static bool contains_word(const char *phrase, const char *word)
  * when repeated. A word inside an already chosen phrase is skipped. */
 static json_t *make_keywords(const gw_local_doc_t *d)
 {
-    kw_t *c = xrealloc(NULL, (d->nt ? d->nt : 1) * sizeof(kw_t));
+    kw_t *c = gw_xmalloc((d->nt ? d->nt : 1) * sizeof(kw_t));
     size_t nc = 0, repeated = 0;
     for (size_t t = 0; t < d->nt; t++)
         repeated += !d->t[t].phrase && d->t[t].count >= 2;
@@ -432,7 +395,7 @@ static json_t *make_keywords(const gw_local_doc_t *d)
         c[nc++] = (kw_t){t, s};
     }
     qsort(c, nc, sizeof(kw_t), cmp_kw);
-    json_t *arr = must(json_array());
+    json_t *arr = gw_must(json_array());
     const char *chosen[MAX_KEYWORDS];
     size_t got = 0;
     for (size_t i = 0; i < nc && got < MAX_KEYWORDS; i++) {
@@ -443,7 +406,7 @@ static json_t *make_keywords(const gw_local_doc_t *d)
         if (dup)
             continue;
         chosen[got++] = k;
-        json_array_append_new(arr, must(json_string(k)));
+        json_array_append_new(arr, gw_must(json_string(k)));
     }
     free(c);
     return arr;
@@ -467,7 +430,7 @@ static int cmp_double(const void *a, const void *b)
 
 static json_t *visual_entry(const gw_local_doc_t *d, tclock_t *c, double t)
 {
-    json_t *e = must(json_object());
+    json_t *e = gw_must(json_object());
     size_t si = sentence_at(d, t);
     char buf[DESC_MAX + 96];
     json_object_set_new(e, "timestamp", stamp(c, t));
@@ -478,15 +441,15 @@ static json_t *visual_entry(const gw_local_doc_t *d, tclock_t *c, double t)
     } else {
         snprintf(buf, sizeof(buf), "The picture changes before any narration");
     }
-    json_object_set_new(e, "detail", must(json_string(buf)));
-    json_object_set_new(e, "type", must(json_string(GW_RESULT_TYPE_SCENE_CHANGE)));
+    json_object_set_new(e, "detail", gw_must(json_string(buf)));
+    json_object_set_new(e, "type", gw_must(json_string(GW_RESULT_TYPE_SCENE_CHANGE)));
     return e;
 }
 
 static json_t *make_visual_audit(const gw_local_doc_t *d, const gw_local_input_t *in, double duration)
 {
-    json_t *arr = must(json_array());
-    double *t = xrealloc(NULL, (in->nscene_times ? in->nscene_times : 1) * sizeof(double)), last = -10;
+    json_t *arr = gw_must(json_array());
+    double *t = gw_xmalloc((in->nscene_times ? in->nscene_times : 1) * sizeof(double)), last = -10;
     size_t n = 0, kept = 0;
     for (size_t i = 0; i < in->nscene_times; i++)
         if (in->scene_times[i] >= 0 && (duration < 0 || in->scene_times[i] <= duration))
@@ -530,7 +493,7 @@ char **gw_local_argv_scenes(const char *ffmpeg_path, const char *path, const cha
     if (argv == NULL)
         abort();
     for (size_t i = 0; i < n; i++)
-        argv[i] = xstrndup(v[i], strlen(v[i]));
+        argv[i] = gw_xstrdup(v[i]);
     return argv;
 }
 
@@ -552,7 +515,7 @@ size_t gw_local_parse_scenes(const char *stderr_text, double **times_out)
         if (end == q + 9 || !(v >= 0) || v > 1e7)
             continue;
         if (n == cap)
-            t = xrealloc(t, (cap = cap ? cap * 2 : 32) * sizeof(double));
+            t = gw_xrealloc(t, (cap = cap ? cap * 2 : 32) * sizeof(double));
         t[n++] = v;
     }
     if (n == 0) {
@@ -583,9 +546,9 @@ json_t *gw_local_analyze(const gw_local_input_t *in, char *err, size_t errlen)
     char *used = calloc(d.n, 1);
     if (used == NULL)
         abort();
-    json_t *r = must(json_object());
+    json_t *r = gw_must(json_object());
     if (in->meta != NULL && in->meta->title != NULL && *in->meta->title != '\0')
-        json_object_set_new(r, "title", must(json_string(in->meta->title)));
+        json_object_set_new(r, "title", gw_must(json_string(in->meta->title)));
     json_object_set_new(r, "summary", make_summary(&d, used));
     json_object_set_new(r, "keyTakeaways", make_takeaways(&d, used));
     double duration = in->meta != NULL ? in->meta->duration : -1;

@@ -1,6 +1,7 @@
 /* The transcript as the local analyzer sees it: sentences, interned terms with TF-IDF weights, and each sentence's
  * centrality. */
 #include "handlers/local_doc.h"
+#include "reactor/text.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,22 +16,6 @@
          * TextRank is O(n^2) and runs on the loop thread */
 #define TEXTRANK_ITERS 60
 #define DAMPING 0.85
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = strndup(s, n);
-    if (d == NULL)
-        abort();
-    return d;
-}
 
 /* ---- stopwords ---- */
 
@@ -74,7 +59,7 @@ bool gw_local_is_stopword(const char *word)
         low[i] = (char)tolower((unsigned char)word[i]);
     if (sorted == NULL) { /* built once; the table is constant so a race would only build it twice */
         size_t cnt = sizeof(stopwords) / sizeof(stopwords[0]);
-        const char **s = xrealloc(NULL, cnt * sizeof(*s));
+        const char **s = gw_xmalloc(cnt * sizeof(*s));
         memcpy(s, stopwords, cnt * sizeof(*s));
         qsort(s, cnt, sizeof(*s), cmp_str);
         n = cnt;
@@ -119,11 +104,11 @@ static uint32_t intern(gw_local_doc_t *d, const char *key, bool phrase)
             return d->slot[j] - 1;
     if (d->nt == d->tcap) {
         d->tcap = d->tcap ? d->tcap * 2 : 256;
-        d->t = xrealloc(d->t, d->tcap * sizeof(gw_local_term_t));
+        d->t = gw_xrealloc(d->t, d->tcap * sizeof(gw_local_term_t));
     }
     gw_local_term_t *t = &d->t[d->nt];
     memset(t, 0, sizeof(*t));
-    t->key = xstrndup(key, strlen(key));
+    t->key = gw_xstrdup(key);
     t->first = d->nt;
     t->last_sent = UINT32_MAX;
     t->phrase = phrase;
@@ -158,16 +143,11 @@ static bool word_byte(unsigned char c)
     return isalnum(c) || c >= 0x80 || c == '\'';
 }
 
-typedef struct st_vec_t {
-    uint32_t *id;
-    size_t n, cap;
-} vec_t;
-
-static void vec_push(vec_t *v, uint32_t id)
+void gw_local_ids_push(gw_local_ids_t *v, uint32_t id)
 {
     if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 16;
-        v->id = xrealloc(v->id, v->cap * sizeof(uint32_t));
+        v->id = gw_xrealloc(v->id, v->cap * sizeof(uint32_t));
     }
     v->id[v->n++] = id;
 }
@@ -182,7 +162,7 @@ static int cmp_u32(const void *a, const void *b)
 static void index_sentence(gw_local_doc_t *d, size_t si)
 {
     gw_local_sent_t *s = &d->s[si];
-    vec_t v = {0};
+    gw_local_ids_t v = {0};
     char tok[64], prev[64] = "", key[130];
     const unsigned char *p = (const unsigned char *)s->text;
     while (*p != '\0') {
@@ -200,7 +180,7 @@ static void index_sentence(gw_local_doc_t *d, size_t si)
             continue;
         }
         uint32_t id = intern(d, tok, false);
-        vec_push(&v, id);
+        gw_local_ids_push(&v, id);
         d->t[id].count++;
         if (prev[0] != '\0') {
             snprintf(key, sizeof(key), "%s %s", prev, tok);
@@ -211,8 +191,8 @@ static void index_sentence(gw_local_doc_t *d, size_t si)
     }
     if (v.n > 1)
         qsort(v.id, v.n, sizeof(uint32_t), cmp_u32);
-    s->term = xrealloc(NULL, (v.n ? v.n : 1) * sizeof(uint32_t));
-    s->w = xrealloc(NULL, (v.n ? v.n : 1) * sizeof(double));
+    s->term = gw_xmalloc((v.n ? v.n : 1) * sizeof(uint32_t));
+    s->w = gw_xmalloc((v.n ? v.n : 1) * sizeof(double));
     for (size_t i = 0; i < v.n; i++) {
         if (s->nterm > 0 && s->term[s->nterm - 1] == v.id[i]) {
             s->w[s->nterm - 1] += 1;
@@ -258,23 +238,16 @@ double gw_local_cosine(const gw_local_sent_t *a, const gw_local_sent_t *b)
 /* ---- sentences ---- */
 
 typedef struct st_sbuf_t {
-    char *p;
-    size_t len, cap;
+    gw_buf_t text;
     unsigned words;
     int64_t start_ms, end_ms;
 } sbuf_t;
 
 static void sbuf_word(sbuf_t *b, const char *w, size_t n)
 {
-    if (b->len + n + 2 > b->cap) {
-        b->cap = (b->len + n + 2) * 2;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    if (b->len > 0)
-        b->p[b->len++] = ' ';
-    memcpy(b->p + b->len, w, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    if (b->text.len > 0)
+        gw_buf_putc(&b->text, ' ');
+    gw_buf_append(&b->text, w, n);
     b->words++;
 }
 
@@ -284,15 +257,15 @@ static void flush_sentence(gw_local_doc_t *d, sbuf_t *b)
         return;
     if (d->n == d->scap) {
         d->scap = d->scap ? d->scap * 2 : 64;
-        d->s = xrealloc(d->s, d->scap * sizeof(gw_local_sent_t));
+        d->s = gw_xrealloc(d->s, d->scap * sizeof(gw_local_sent_t));
     }
     gw_local_sent_t *s = &d->s[d->n++];
     memset(s, 0, sizeof(*s));
-    s->text = xstrndup(b->p, b->len);
+    s->text = gw_xstrndup(b->text.data, b->text.len);
     s->start_ms = b->start_ms;
     s->end_ms = b->end_ms;
     s->nwords = b->words;
-    b->len = 0;
+    gw_buf_clear(&b->text);
     b->words = 0;
 }
 
@@ -335,7 +308,7 @@ static void split_segment(gw_local_doc_t *d, sbuf_t *b, const gw_segment_t *seg)
             b->start_ms = t0;
         sbuf_word(b, p, n);
         b->end_ms = seg->start_ms + (nwords ? span * (int64_t)(k + 1) / (int64_t)nwords : 0);
-        if ((ends_sentence(p, n) && b->words >= 3) || b->words >= MAX_SENTENCE_WORDS || b->len >= MAX_SENTENCE_BYTES)
+        if ((ends_sentence(p, n) && b->words >= 3) || b->words >= MAX_SENTENCE_WORDS || b->text.len >= MAX_SENTENCE_BYTES)
             flush_sentence(d, b);
         p += n;
         k++;
@@ -349,7 +322,7 @@ static void build_sentences(gw_local_doc_t *d, const gw_transcript_t *tr)
         if (tr->segments[i].text != NULL)
             split_segment(d, &b, &tr->segments[i]);
     flush_sentence(d, &b);
-    free(b.p);
+    gw_buf_free(&b.text);
 }
 
 void gw_local_doc_free(gw_local_doc_t *d)
@@ -371,8 +344,8 @@ void gw_local_doc_free(gw_local_doc_t *d)
 static void textrank(gw_local_doc_t *d)
 {
     size_t n = d->n;
-    float *sim = xrealloc(NULL, n * n * sizeof(float));
-    double *deg = calloc(n, sizeof(double)), *r = xrealloc(NULL, n * sizeof(double)), *nr = xrealloc(NULL, n * sizeof(double));
+    float *sim = gw_xmalloc(n * n * sizeof(float));
+    double *deg = calloc(n, sizeof(double)), *r = gw_xmalloc(n * sizeof(double)), *nr = gw_xmalloc(n * sizeof(double));
     if (deg == NULL)
         abort();
     for (size_t i = 0; i < n; i++) {

@@ -37,6 +37,14 @@ typedef struct st_gw_local_doc_t {
     size_t nslot;
 } gw_local_doc_t;
 
+/* A growable list of term ids (start from {0}; free(id) when done). */
+typedef struct st_gw_local_ids_t {
+    uint32_t *id;
+    size_t n, cap;
+} gw_local_ids_t;
+
+void gw_local_ids_push(gw_local_ids_t *v, uint32_t id);
+
 /* Builds d (overwritten) from tr (may be NULL): sentences, terms, weights and scores (centrality). Returns the number of
  * sentences; 0 when the transcript holds no text. Free d with gw_local_doc_free either way. */
 size_t gw_local_doc_build(gw_local_doc_t *d, const gw_transcript_t *tr);

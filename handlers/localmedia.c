@@ -1,5 +1,6 @@
 #include "handlers/localmedia.h"
 #include "handlers/subtitles.h"
+#include "reactor/text.h"
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -15,14 +16,6 @@
 #define E_NOT_ALLOWED "path_not_allowed"
 #define E_NOT_FOUND "file_not_found"
 #define E_NOT_FILE "not_a_file"
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
-}
 
 static void set_err(const char **code, const char **msg, const char *c, const char *m)
 {
@@ -49,14 +42,6 @@ bool gw_localmedia_below(const char *real_path, const char *real_root)
 
 /* ---- intake ---- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Decodes %XX once. Refuses malformed escapes and escaped '/', '\\', NUL: a name can never need them. */
 static char *percent_decode(const char *s)
 {
@@ -68,7 +53,7 @@ static char *percent_decode(const char *s)
             *o++ = *s;
             continue;
         }
-        int hi = hexval((unsigned char)s[1]), lo = hi < 0 ? -1 : hexval((unsigned char)s[2]);
+        int hi = gw_ascii_hexval((unsigned char)s[1]), lo = hi < 0 ? -1 : gw_ascii_hexval((unsigned char)s[2]);
         int c = hi * 16 + lo;
         if (hi < 0 || lo < 0 || c == 0 || c == '/' || c == '\\') {
             free(out);
@@ -132,7 +117,7 @@ static int check_real(const char *path, const char *real_root, char **path_out, 
         set_err(code, msg, E_NOT_FILE, "The path does not name a regular file");
         return -1;
     }
-    *path_out = xstrdup(real);
+    *path_out = gw_xstrdup(real);
     return 0;
 }
 
@@ -153,7 +138,7 @@ int gw_localmedia_resolve(const char *video_url, const char *media_dir, char **p
         set_err(error_code, error_message, E_INVALID, "This is not a local file path we accept");
         return -1;
     }
-    char *path = video_url[0] == '/' ? xstrdup(video_url) : path_from_file_uri(video_url);
+    char *path = video_url[0] == '/' ? gw_xstrdup(video_url) : path_from_file_uri(video_url);
     int rc = -1;
     if (path == NULL || !path_is_plain(path))
         set_err(error_code, error_message, E_INVALID, "This is not a local file path we accept");
@@ -171,7 +156,7 @@ static char **argv_dup(const char *const *items, size_t n)
     if (argv == NULL)
         abort();
     for (size_t i = 0; i < n; i++)
-        argv[i] = xstrdup(items[i]);
+        argv[i] = gw_xstrdup(items[i]);
     return argv;
 }
 
@@ -248,8 +233,8 @@ static char *map_language(const char *l)
         return NULL;
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcasecmp(l, map[i][0]) == 0)
-            return xstrdup(map[i][1]);
-    return xstrdup(l);
+            return gw_xstrdup(map[i][1]);
+    return gw_xstrdup(l);
 }
 
 static bool text_subtitle_codec(const char *c)
@@ -310,7 +295,7 @@ static void parse_chapters(json_t *chapters, gw_video_meta_t *out)
         const char *t = tag(c, "title");
         char buf[32];
         snprintf(buf, sizeof(buf), "Chapter %zu", out->nchapters + 1);
-        ch->title = xstrdup(t != NULL ? t : buf);
+        ch->title = gw_xstrdup(t != NULL ? t : buf);
         out->nchapters++;
     }
 }
@@ -318,7 +303,7 @@ static void parse_chapters(json_t *chapters, gw_video_meta_t *out)
 static char *stem_of(const char *path)
 {
     const char *base = strrchr(path, '/');
-    char *s = xstrdup(base != NULL ? base + 1 : path);
+    char *s = gw_xstrdup(base != NULL ? base + 1 : path);
     char *dot = strrchr(s, '.');
     if (dot != NULL && dot != s)
         *dot = '\0';
@@ -346,11 +331,11 @@ int gw_localmedia_parse_probe(const char *json, size_t len, const char *path, gw
         out->duration = d;
     parse_chapters(json_object_get(root, "chapters"), out);
     const char *base = strrchr(path, '/');
-    out->id = xstrdup(base != NULL ? base + 1 : path);
+    out->id = gw_xstrdup(base != NULL ? base + 1 : path);
     const char *title = tag(format, "title");
-    out->title = title != NULL ? xstrdup(title) : stem_of(path);
+    out->title = title != NULL ? gw_xstrdup(title) : stem_of(path);
     const char *artist = tag(format, "artist");
-    out->channel = artist != NULL ? xstrdup(artist) : NULL;
+    out->channel = artist != NULL ? gw_xstrdup(artist) : NULL;
     json_decref(root);
     if (!info->has_video && !info->has_audio && info->subtitle_stream < 0) {
         gw_video_meta_free(out);

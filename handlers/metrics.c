@@ -62,26 +62,6 @@ static struct {
        .waits = FAMILY(wait_buckets),
        .pool_waits = FAMILY(pool_wait_buckets)};
 
-void gw_buf_printf(gw_buf_t *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            abort();
-        if (b->data != NULL && b->len + (size_t)n < b->cap) {
-            b->len += n;
-            return;
-        }
-        b->cap = (b->cap + n + 1) * 2;
-        b->data = realloc(b->data, b->cap);
-        if (b->data == NULL)
-            abort();
-    }
-}
-
 static counter_t *counter(counter_t *set, size_t *n, size_t max, const char *name)
 {
     for (size_t i = 0; i < *n; i++)

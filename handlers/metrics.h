@@ -3,7 +3,7 @@
 /* Process-wide counters and histograms rendered at /metrics (Prometheus text format 0.0.4). Single-threaded: the
  * loop thread is the only writer and reader. */
 #include "handlers/app.h"
-#include <stdarg.h>
+#include "reactor/text.h" /* gw_buf_t */
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -13,13 +13,6 @@
 #else
 #define GW_BUILD_COMMIT "unknown"
 #endif
-
-typedef struct st_gw_buf_t {
-    char *data;
-    size_t len, cap;
-} gw_buf_t;
-
-void gw_buf_printf(gw_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* status 0 = no HTTP answer (connection error, timeout) */
 void gw_metrics_gemini_call(long status);

@@ -1,6 +1,7 @@
 #include "handlers/modelcheck.h"
 #include "handlers/gemini.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,14 +32,6 @@ struct st_gw_modelcheck_t {
     char round_problem[400];
     char problem[400]; /* of the current state */
 };
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        abort();
-    return d;
-}
 
 const char *gw_modelcheck_state_name(gw_modelcheck_state_t s)
 {
@@ -181,8 +174,8 @@ gw_modelcheck_t *gw_modelcheck_start(uv_loop_t *loop, gw_fetcher_t *fetcher, con
         abort();
     m->fetcher = fetcher;
     m->opts = *opts;
-    m->base_url = xstrdup(opts->base_url);
-    m->api_key = xstrdup(opts->api_key);
+    m->base_url = gw_xstrdup(opts->base_url);
+    m->api_key = gw_xstrdup(opts->api_key);
     m->state = GW_MODELCHECK_PENDING;
     if (m->opts.interval_ms == 0)
         m->opts.interval_ms = 600000;
@@ -198,8 +191,8 @@ gw_modelcheck_t *gw_modelcheck_start(uv_loop_t *loop, gw_fetcher_t *fetcher, con
             continue;
         slot_t *s = &m->slots[m->nslots++];
         s->m = m;
-        s->model = xstrdup(opts->models[i]);
-        s->label = xstrdup(opts->labels[i] != NULL ? opts->labels[i] : "model");
+        s->model = gw_xstrdup(opts->models[i]);
+        s->label = gw_xstrdup(opts->labels[i] != NULL ? opts->labels[i] : "model");
     }
     m->opts.base_url = m->opts.api_key = NULL; /* only the copies above are used */
     start_round(m);

@@ -3,6 +3,7 @@
 #include "handlers/history.h"
 #include "handlers/metrics.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +22,6 @@ void gw_queue_job_ended(const gw_job_t *job, const char *outcome)
 }
 static void flush_completions(gw_queue_t *q);
 static void local_outcome(gw_job_t *job, json_t *result, const char *code, const char *message);
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
-}
 
 bool gw_queue_result_ok(PGresult *res, ExecStatusType want)
 {
@@ -90,7 +83,7 @@ static gw_job_t *job_from_row(gw_queue_t *q, PGresult *res, int row)
         abort();
     snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(res, row, 0));
     snprintf(job->user_id, sizeof(job->user_id), "%s", PQgetvalue(res, row, 1));
-    job->video_url = xstrdup(PQgetvalue(res, row, 2));
+    job->video_url = gw_xstrdup(PQgetvalue(res, row, 2));
     job->deep = strcmp(PQgetvalue(res, row, 3), "deep") == 0;
     job->attempts = atoi(PQgetvalue(res, row, 4));
     job->max_attempts = atoi(PQgetvalue(res, row, 5));
@@ -343,8 +336,8 @@ static void local_outcome(gw_job_t *job, json_t *result, const char *code, const
         abort();
     lo->job = job;
     lo->result = result;
-    lo->code = code != NULL ? xstrdup(code) : NULL;
-    lo->message = message != NULL ? xstrdup(message) : NULL;
+    lo->code = code != NULL ? gw_xstrdup(code) : NULL;
+    lo->message = message != NULL ? gw_xstrdup(message) : NULL;
     if (uv_timer_init(job->queue->loop, &lo->timer) != 0 || uv_timer_start(&lo->timer, local_deliver, 0, 0) != 0)
         abort();
 }
@@ -358,7 +351,7 @@ void gw_queue_run_local(gw_queue_t *q, const char *video_url, bool deep, gw_queu
     snprintf(job->id, sizeof(job->id), "%08x-%04x-4%03x-8%03x-%04x%08x", r[0], r[1] & 0xffff, r[1] >> 20 & 0xfff, r[2] & 0xfff,
              r[2] >> 16 & 0xffff, r[3]);
     snprintf(job->user_id, sizeof(job->user_id), "00000000-0000-0000-0000-000000000000");
-    job->video_url = xstrdup(video_url);
+    job->video_url = gw_xstrdup(video_url);
     job->deep = deep;
     job->attempts = job->max_attempts = 1;
     job->claimed_at_ms = uv_now(q->loop);
@@ -634,11 +627,11 @@ gw_queue_t *gw_queue_create(uv_loop_t *loop, gw_pg_t *pg, const gw_queue_opts_t 
         abort();
     q->loop = loop;
     q->pg = pg;
-    q->worker_id = xstrdup(opts->worker_id);
+    q->worker_id = gw_xstrdup(opts->worker_id);
     q->max_jobs = opts->max_jobs;
     q->lease_seconds = opts->lease_seconds;
     q->max_deep_jobs = opts->max_deep_jobs;
-    q->work_dir = opts->work_dir != NULL ? xstrdup(opts->work_dir) : NULL;
+    q->work_dir = opts->work_dir != NULL ? gw_xstrdup(opts->work_dir) : NULL;
     q->deep_reserve_bytes = opts->deep_reserve_bytes;
     q->poll_interval_ms = opts->poll_interval_ms;
     q->sentry = opts->sentry;

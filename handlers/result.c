@@ -1,18 +1,11 @@
 #include "handlers/result.h"
+#include "reactor/text.h"
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static json_t *must(json_t *j)
-{
-    /* jansson returns NULL only on allocation failure: abort. */
-    if (j == NULL)
-        abort();
-    return j;
-}
 
 static const char *jstr(json_t *obj, const char *key)
 {
@@ -142,7 +135,7 @@ static json_t *trimmed(json_t *v, bool *changed)
     if (a == b)
         return NULL;
     *changed = a > 0 || b < len;
-    return *changed ? must(json_stringn(s + a, b - a)) : json_incref(v);
+    return *changed ? gw_must(json_stringn(s + a, b - a)) : json_incref(v);
 }
 
 /* Trims obj[key] in place; removes it when not a non-empty string. Returns true if it remains. */
@@ -167,7 +160,7 @@ static bool clean_string_field(json_t *obj, const char *key, gw_repairs_t *r, co
 /* Keeps trimmed non-empty strings; with dedupe, drops ASCII-case-insensitive duplicates. */
 static json_t *clean_string_array(json_t *arr, bool dedupe, gw_repairs_t *r, const char *what)
 {
-    json_t *out = must(json_array()), *v;
+    json_t *out = gw_must(json_array()), *v;
     size_t i, dropped = 0, dups = 0;
     json_array_foreach(arr, i, v)
     {
@@ -224,7 +217,7 @@ static bool clean_timeline_entry(json_t *e, gw_repairs_t *r)
     json_t *details = json_object_get(e, "details");
     if (!json_is_array(details)) {
         repaired(r, "timeline details %s", details ? "replaced (not an array)" : "added");
-        json_object_set_new(e, "details", must(json_array()));
+        json_object_set_new(e, "details", gw_must(json_array()));
         return true;
     }
     json_object_set_new(e, "details", clean_string_array(details, false, r, "timeline details"));
@@ -244,7 +237,7 @@ static bool clean_visual_entry(json_t *e, gw_repairs_t *r)
     } else if (strcmp(type, jstr(e, "type")) != 0) {
         r->count++;
     }
-    json_object_set_new(e, "type", must(json_string(type)));
+    json_object_set_new(e, "type", gw_must(json_string(type)));
     return true;
 }
 
@@ -252,7 +245,7 @@ static bool clean_visual_entry(json_t *e, gw_repairs_t *r)
  * backwards; timestamps are normalized. Returns the cleaned array (new reference). */
 static json_t *clean_timed(json_t *arr, double duration_s, gw_entry_clean_cb clean, gw_repairs_t *r, const char *what)
 {
-    json_t *out = must(json_array()), *e;
+    json_t *out = gw_must(json_array()), *e;
     size_t i, bad = 0, late = 0, back = 0, invalid = 0;
     int last = -1;
     json_array_foreach(arr, i, e)
@@ -265,7 +258,7 @@ static json_t *clean_timed(json_t *arr, double duration_s, gw_entry_clean_cb cle
         } else if (sec < last) {
             back++;
         } else {
-            json_t *copy = must(json_deep_copy(e));
+            json_t *copy = gw_must(json_deep_copy(e));
             if (!clean(copy, r)) {
                 invalid++;
                 json_decref(copy);
@@ -275,7 +268,7 @@ static json_t *clean_timed(json_t *arr, double duration_s, gw_entry_clean_cb cle
             gw_format_timestamp(sec, ts, sizeof(ts));
             if (strcmp(ts, jstr(copy, "timestamp")) != 0)
                 r->count++;
-            json_object_set_new(copy, "timestamp", must(json_string(ts)));
+            json_object_set_new(copy, "timestamp", gw_must(json_string(ts)));
             json_array_append_new(out, copy);
             last = sec;
         }
@@ -327,7 +320,7 @@ static int validate_lists(json_t *result, double duration_s, bool deep, gw_repai
     json_t *va = json_object_get(result, "visualAudit");
     if (!json_is_array(va)) {
         repaired(r, "visualAudit %s", va ? "replaced (not an array)" : "added");
-        json_object_set_new(result, "visualAudit", must(json_array()));
+        json_object_set_new(result, "visualAudit", gw_must(json_array()));
         return 0;
     }
     store_list(result, "visualAudit", clean_timed(va, duration_s, clean_visual_entry, r, "visualAudit"));

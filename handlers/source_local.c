@@ -4,6 +4,7 @@
 #include "handlers/job.h"
 #include "handlers/localmedia.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +40,6 @@ static void subs_parse(void *arg)
         s->rc = gw_localmedia_load_subtitle_file(s->file, &s->tr);
     else
         s->rc = gw_localmedia_load_sidecar(s->media_path, s->root, &s->tr);
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
 }
 
 /* Metadata and transcript known: the file is the media. */
@@ -92,7 +85,7 @@ static void on_embedded_parsed(gw_run_t *run, void *arg)
     memset(&s->tr, 0, sizeof(s->tr));
     subs_free(s);
     free(run->tr.source);
-    run->tr.source = xstrdup("embedded");
+    run->tr.source = gw_xstrdup("embedded");
     transcript_ready(run);
 }
 
@@ -113,7 +106,7 @@ static void on_subs(gw_run_t *run, const gw_proc_result_t *r)
     if (s == NULL)
         abort();
     snprintf(vtt, sizeof(vtt), "%s/embedded.vtt", run->scratch);
-    s->file = xstrdup(vtt);
+    s->file = gw_xstrdup(vtt);
     if (gw_run_set_state(run, GW_RUN_TRANSCRIPT))
         gw_run_offload(run, subs_parse, s, on_embedded_parsed, subs_free);
     else
@@ -148,7 +141,7 @@ static void on_sidecar_parsed(gw_run_t *run, void *arg)
     memset(&s->tr, 0, sizeof(s->tr));
     subs_free(s);
     char *src = run->tr.source;
-    run->tr.source = xstrdup(src && strcmp(src, "srt") == 0 ? "sidecar-srt" : "sidecar-vtt");
+    run->tr.source = gw_xstrdup(src && strcmp(src, "srt") == 0 ? "sidecar-srt" : "sidecar-vtt");
     free(src);
     transcript_ready(run);
 }
@@ -169,8 +162,8 @@ static void on_probe(gw_run_t *run, const gw_proc_result_t *r)
         subs_job_t *s = calloc(1, sizeof(*s));
         if (s == NULL)
             abort();
-        s->media_path = xstrdup(run->path);
-        s->root = xstrdup(run->root);
+        s->media_path = gw_xstrdup(run->path);
+        s->root = gw_xstrdup(run->root);
         gw_run_offload(run, subs_parse, s, on_sidecar_parsed, subs_free);
     }
 }

@@ -1,4 +1,5 @@
 #include "handlers/subtitles.h"
+#include "reactor/text.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,97 +10,28 @@
  * small helpers
  * ------------------------------------------------------------------------------------------------------------------- */
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n == 0 ? 1 : n);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n == 0 ? 1 : n);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *p = xmalloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    return xstrndup(s, strlen(s));
-}
-
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
-static bool is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_hex(int c)
-{
-    return is_digit(c) || (lower(c) >= 'a' && lower(c) <= 'f');
-}
-
-/* A growable byte buffer, always NUL-terminated once anything was written. */
-typedef struct st_gw_buf_t {
-    char *p;
-    size_t len, cap;
-} gw_buf_t;
-
-static void buf_putn(gw_buf_t *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap < 64 ? 64 : b->cap;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_putc(gw_buf_t *b, char c)
-{
-    buf_putn(b, &c, 1);
-}
-
 /* Appends code point cp as UTF-8 (cp must be a valid scalar value). */
 static void buf_put_utf8(gw_buf_t *b, uint32_t cp)
 {
     char s[4];
     if (cp < 0x80) {
         s[0] = (char)cp;
-        buf_putn(b, s, 1);
+        gw_buf_append(b, s, 1);
     } else if (cp < 0x800) {
         s[0] = (char)(0xC0 | (cp >> 6));
         s[1] = (char)(0x80 | (cp & 0x3F));
-        buf_putn(b, s, 2);
+        gw_buf_append(b, s, 2);
     } else if (cp < 0x10000) {
         s[0] = (char)(0xE0 | (cp >> 12));
         s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
         s[2] = (char)(0x80 | (cp & 0x3F));
-        buf_putn(b, s, 3);
+        gw_buf_append(b, s, 3);
     } else {
         s[0] = (char)(0xF0 | (cp >> 18));
         s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
         s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
         s[3] = (char)(0x80 | (cp & 0x3F));
-        buf_putn(b, s, 4);
+        gw_buf_append(b, s, 4);
     }
 }
 
@@ -164,11 +96,11 @@ static char *clean_text(const char *s, size_t n)
             continue;
         }
         if (space)
-            buf_putc(&b, ' ');
+            gw_buf_putc(&b, ' ');
         space = false;
         buf_put_utf8(&b, cp);
     }
-    return b.p;
+    return b.data;
 }
 
 /* Removes markup from a VTT/SRT payload line: <c>, <i>, <v Speaker>, <00:00:01.000>, <font ...>, and SRT's {\an8}.
@@ -178,13 +110,14 @@ static void strip_tags(const char *s, size_t n, gw_buf_t *out)
     for (size_t i = 0; i < n; i++) {
         const char *close;
         if (s[i] == '<' && (close = memchr(s + i, '>', n - i)) != NULL) {
-            if (close - (s + i) >= 3 && lower((unsigned char)s[i + 1]) == 'b' && lower((unsigned char)s[i + 2]) == 'r')
-                buf_putc(out, ' ');
+            if (close - (s + i) >= 3 && gw_ascii_lower((unsigned char)s[i + 1]) == 'b' &&
+                gw_ascii_lower((unsigned char)s[i + 2]) == 'r')
+                gw_buf_putc(out, ' ');
             i = (size_t)(close - s);
         } else if (s[i] == '{' && i + 1 < n && s[i + 1] == '\\' && (close = memchr(s + i, '}', n - i)) != NULL) {
             i = (size_t)(close - s);
         } else {
-            buf_putc(out, s[i]);
+            gw_buf_putc(out, s[i]);
         }
     }
 }
@@ -198,22 +131,22 @@ static bool entity_decode(const char *e, size_t n, gw_buf_t *out)
                  {"nbsp", " "}, {"lrm", ""}, {"rlm", ""}, {NULL, NULL}};
     for (int i = 0; named[i].name != NULL; i++) {
         if (n == strlen(named[i].name) && memcmp(e, named[i].name, n) == 0) {
-            buf_putn(out, named[i].text, strlen(named[i].text));
+            gw_buf_puts(out, named[i].text);
             return true;
         }
     }
     if (n < 2 || n > 8 || e[0] != '#')
         return false;
-    bool hex = lower((unsigned char)e[1]) == 'x';
+    bool hex = gw_ascii_lower((unsigned char)e[1]) == 'x';
     uint32_t cp = 0;
     size_t i = hex ? 2 : 1;
     if (i == n)
         return false;
     for (; i < n; i++) {
         int c = (unsigned char)e[i];
-        if (!(hex ? is_hex(c) : is_digit(c)))
+        if (!(hex ? gw_ascii_is_hex(c) : gw_ascii_is_digit(c)))
             return false;
-        cp = cp * (hex ? 16 : 10) + (uint32_t)(is_digit(c) ? c - '0' : lower(c) - 'a' + 10);
+        cp = cp * (hex ? 16 : 10) + (uint32_t)gw_ascii_hexval(c);
     }
     if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
         return false;
@@ -230,7 +163,7 @@ static void decode_entities(const char *s, size_t n, gw_buf_t *out)
             i = (size_t)(semi - s);
             continue;
         }
-        buf_putc(out, s[i]);
+        gw_buf_putc(out, s[i]);
     }
 }
 
@@ -240,10 +173,10 @@ static char *cue_line_text(const char *s, size_t n)
     gw_buf_t tags = {0}, ents = {0};
     strip_tags(s, n, &tags);
     if (tags.len > 0)
-        decode_entities(tags.p, tags.len, &ents);
-    char *text = ents.len > 0 ? clean_text(ents.p, ents.len) : NULL;
-    free(tags.p);
-    free(ents.p);
+        decode_entities(tags.data, tags.len, &ents);
+    char *text = ents.len > 0 ? clean_text(ents.data, ents.len) : NULL;
+    free(tags.data);
+    free(ents.data);
     return text;
 }
 
@@ -260,7 +193,7 @@ static void segvec_push(gw_segvec_t *sv, int64_t start, int64_t end, char *text)
 {
     if (sv->n == sv->cap) {
         sv->cap = sv->cap == 0 ? 64 : sv->cap * 2;
-        sv->v = xrealloc(sv->v, sv->cap * sizeof(*sv->v));
+        sv->v = gw_xrealloc(sv->v, sv->cap * sizeof(*sv->v));
     }
     sv->v[sv->n++] = (gw_segment_t){.start_ms = start, .end_ms = end < start ? start : end, .text = text};
 }
@@ -295,7 +228,7 @@ static void seg_msort(gw_segment_t *v, gw_segment_t *tmp, size_t n)
 static void segvec_finish(gw_segvec_t *sv, gw_transcript_t *out, const char *source)
 {
     if (sv->n > 1) {
-        gw_segment_t *tmp = xmalloc(sv->n * sizeof(*tmp));
+        gw_segment_t *tmp = gw_xmalloc(sv->n * sizeof(*tmp));
         seg_msort(sv->v, tmp, sv->n);
         free(tmp);
     }
@@ -305,7 +238,7 @@ static void segvec_finish(gw_segvec_t *sv, gw_transcript_t *out, const char *sou
             sv->v[i].end_ms = sv->v[i + 1].start_ms;
     out->segments = sv->v;
     out->nsegments = sv->n;
-    out->source = xstrdup(source);
+    out->source = gw_xstrdup(source);
     memset(sv, 0, sizeof(*sv));
 }
 
@@ -336,10 +269,10 @@ static char *json3_event_text(json_t *segs)
     {
         json_t *u = json_object_get(seg, "utf8");
         if (json_is_string(u))
-            buf_putn(&b, json_string_value(u), json_string_length(u));
+            gw_buf_append(&b, json_string_value(u), json_string_length(u));
     }
-    char *text = b.len > 0 ? clean_text(b.p, b.len) : NULL;
-    free(b.p);
+    char *text = b.len > 0 ? clean_text(b.data, b.len) : NULL;
+    free(b.data);
     return text;
 }
 
@@ -384,7 +317,7 @@ static bool parse_ts(const char *s, size_t n, size_t *used, int64_t *ms)
     while (nf < 3) {
         size_t d = i;
         int64_t v = 0;
-        while (i < n && is_digit((unsigned char)s[i]) && i - d < 9)
+        while (i < n && gw_ascii_is_digit((unsigned char)s[i]) && i - d < 9)
             v = v * 10 + (s[i++] - '0');
         if (i == d)
             return false;
@@ -398,7 +331,7 @@ static bool parse_ts(const char *s, size_t n, size_t *used, int64_t *ms)
     int64_t frac = 0;
     if (i < n && (s[i] == '.' || s[i] == ',')) {
         size_t d = ++i;
-        for (int64_t scale = 100; i < n && is_digit((unsigned char)s[i]); i++, scale /= 10)
+        for (int64_t scale = 100; i < n && gw_ascii_is_digit((unsigned char)s[i]); i++, scale /= 10)
             frac += scale * (s[i] - '0');
         if (i == d)
             return false;
@@ -409,29 +342,24 @@ static bool parse_ts(const char *s, size_t n, size_t *used, int64_t *ms)
     return true;
 }
 
-static bool is_blank_char(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 /* "start --> end [settings]" */
 static bool parse_timing(const char *s, size_t n, int64_t *start, int64_t *end)
 {
     size_t i = 0, used;
-    while (i < n && is_blank_char(s[i]))
+    while (i < n && gw_ascii_is_blank(s[i]))
         i++;
     if (!parse_ts(s + i, n - i, &used, start))
         return false;
-    for (i += used; i < n && is_blank_char(s[i]); i++)
+    for (i += used; i < n && gw_ascii_is_blank(s[i]); i++)
         ;
     if (n - i < 3 || memcmp(s + i, "-->", 3) != 0)
         return false;
-    for (i += 3; i < n && is_blank_char(s[i]); i++)
+    for (i += 3; i < n && gw_ascii_is_blank(s[i]); i++)
         ;
     if (!parse_ts(s + i, n - i, &used, end))
         return false;
     i += used;
-    return i == n || is_blank_char(s[i]);
+    return i == n || gw_ascii_is_blank(s[i]);
 }
 
 typedef enum en_gw_cue_state_t {
@@ -499,10 +427,10 @@ static void cue_finish(gw_cue_parser_t *p)
         gw_buf_t b = {0};
         for (size_t i = k; i < p->ncur; i++) {
             if (b.len > 0)
-                buf_putc(&b, ' ');
-            buf_putn(&b, p->cur[i], strlen(p->cur[i]));
+                gw_buf_putc(&b, ' ');
+            gw_buf_puts(&b, p->cur[i]);
         }
-        segvec_push(&p->segs, p->start, p->end, b.p);
+        segvec_push(&p->segs, p->start, p->end, b.data);
     }
     lines_free(p->prev, p->nprev);
     p->prev = p->cur;
@@ -518,7 +446,7 @@ static void cue_add_line(gw_cue_parser_t *p, const char *s, size_t n)
         return;
     if (p->ncur == p->capcur) {
         p->capcur = p->capcur == 0 ? 4 : p->capcur * 2;
-        p->cur = xrealloc(p->cur, p->capcur * sizeof(*p->cur));
+        p->cur = gw_xrealloc(p->cur, p->capcur * sizeof(*p->cur));
     }
     p->cur[p->ncur++] = text;
 }
@@ -526,7 +454,7 @@ static void cue_add_line(gw_cue_parser_t *p, const char *s, size_t n)
 static bool starts_keyword(const char *s, size_t n, const char *kw)
 {
     size_t k = strlen(kw);
-    return n >= k && memcmp(s, kw, k) == 0 && (n == k || is_blank_char(s[k]));
+    return n >= k && memcmp(s, kw, k) == 0 && (n == k || gw_ascii_is_blank(s[k]));
 }
 
 /* Handles a line that begins a cue; true when it was a timing line. */

@@ -2,6 +2,7 @@
 #include "handlers/upload.h"
 #include "reactor/backoff.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,14 +37,6 @@ struct st_gw_upload_t {
 };
 
 static void step(gw_upload_t *u);
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s != NULL ? s : "");
-    if (d == NULL)
-        abort();
-    return d;
-}
 
 /* ---- pure helpers ---- */
 
@@ -305,7 +298,7 @@ static void on_start_done(gw_upload_t *u, gw_fetch_t *req)
         return;
     }
     free(u->upload_url);
-    u->upload_url = xstrdup(url);
+    u->upload_url = gw_xstrdup(url);
     u->failures = 0;
     u->state = UP_SEND;
     send_chunk(u);
@@ -400,12 +393,12 @@ gw_upload_t *gw_upload_start(uv_loop_t *loop, gw_fetcher_t *fetcher, const gw_up
         abort();
     u->fetcher = fetcher;
     u->ev = *ev;
-    u->base = xstrdup(o->base_url);
-    u->key = xstrdup(o->api_key);
-    u->path = xstrdup(o->path);
-    u->mime = xstrdup(o->mime_type);
-    u->display = xstrdup(o->display_name);
-    u->job_id = xstrdup(o->job_id);
+    u->base = gw_xstrdup(o->base_url);
+    u->key = gw_xstrdup(o->api_key);
+    u->path = gw_xstrdup(o->path);
+    u->mime = gw_xstrdup(o->mime_type);
+    u->display = gw_xstrdup(o->display_name);
+    u->job_id = gw_xstrdup(o->job_id);
     u->chunk = o->chunk_bytes;
     u->max_retries = o->max_retries;
     u->request_timeout_ms = o->request_timeout_ms;

@@ -1,59 +1,10 @@
 #include "handlers/url.h"
+#include "reactor/text.h"
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------------------------------------------------------------
- * small helpers
- * ------------------------------------------------------------------------------------------------------------------- */
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n == 0 ? 1 : n);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *p = xmalloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
-static bool ieq_n(const char *a, size_t alen, const char *b, size_t blen)
-{
-    if (alen != blen)
-        return false;
-    for (size_t i = 0; i < alen; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-            return false;
-    return true;
-}
-
-static bool is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alpha(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_hex(int c)
-{
-    return is_digit(c) || (lower(c) >= 'a' && lower(c) <= 'f');
-}
 
 /* ---------------------------------------------------------------------------------------------------------------------
  * URL intake
@@ -108,7 +59,7 @@ static bool host_allowed_n(const char *host, size_t len, const char *csv)
             e--;
         size_t n = (size_t)(e - s);
         strip_brackets(&s, &n);
-        if (n > 0 && ieq_n(s, n, host, len))
+        if (n > 0 && gw_ascii_ieq_n(s, n, host, len))
             return true;
         p = *end == ',' ? end + 1 : end;
     }
@@ -143,16 +94,16 @@ static int check_bytes(const char *in, size_t len, const char **code, const char
 static int split_scheme(const char **p, const char *end, gw_url_parts_t *u, const char **code, const char **msg)
 {
     const char *s = *p;
-    if (is_alpha((unsigned char)*s)) {
+    if (gw_ascii_is_alpha((unsigned char)*s)) {
         const char *q = s;
         bool dot = false;
-        while (q < end && (is_alpha((unsigned char)*q) || is_digit((unsigned char)*q) || *q == '+' || *q == '-' || *q == '.')) {
+        while (q < end && (gw_ascii_is_alnum((unsigned char)*q) || *q == '+' || *q == '-' || *q == '.')) {
             dot |= *q == '.';
             q++;
         }
         if (q < end && *q == ':' && !dot) {
             size_t n = (size_t)(q - s);
-            if (!ieq_n(s, n, "http", 4) && !ieq_n(s, n, "https", 5))
+            if (!gw_ascii_ieq_n(s, n, "http", 4) && !gw_ascii_ieq_n(s, n, "https", 5))
                 return url_fail(code, msg, "Only http:// and https:// links are supported. Paste a YouTube video link.");
             u->has_scheme = true;
             u->https = n == 5;
@@ -173,7 +124,7 @@ static int split_port(const char *s, const char *end, gw_url_parts_t *u)
         return -1;
     int port = 0;
     for (; s < end; s++) {
-        if (!is_digit((unsigned char)*s))
+        if (!gw_ascii_is_digit((unsigned char)*s))
             return -1;
         port = port * 10 + (*s - '0');
     }
@@ -246,12 +197,12 @@ static bool host_is_ipv4ish(const char *h, size_t n)
     if (ln == 0)
         return false;
     size_t k = 0;
-    if (ln >= 2 && l[0] == '0' && lower((unsigned char)l[1]) == 'x') {
-        for (k = 2; k < ln && is_hex((unsigned char)l[k]); k++)
+    if (ln >= 2 && l[0] == '0' && gw_ascii_lower((unsigned char)l[1]) == 'x') {
+        for (k = 2; k < ln && gw_ascii_is_hex((unsigned char)l[k]); k++)
             ;
         return k == ln;
     }
-    for (k = 0; k < ln && is_digit((unsigned char)l[k]); k++)
+    for (k = 0; k < ln && gw_ascii_is_digit((unsigned char)l[k]); k++)
         ;
     return k == ln;
 }
@@ -263,7 +214,7 @@ static bool host_syntax_ok(const char *h, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)h[i];
-        if (!(is_alpha(c) || is_digit(c) || c == '-' || c == '.'))
+        if (!(gw_ascii_is_alnum(c) || c == '-' || c == '.'))
             return false;
         if (c == '.' && i + 1 < n && h[i + 1] == '.')
             return false;
@@ -286,15 +237,15 @@ static bool host_is_ipv6_literal(const char *h, size_t n)
 static bool has_suffix_n(const char *h, size_t n, const char *suffix)
 {
     size_t sn = strlen(suffix);
-    return n >= sn && ieq_n(h + n - sn, sn, suffix, sn);
+    return n >= sn && gw_ascii_ieq_n(h + n - sn, sn, suffix, sn);
 }
 
 /* Hosts whose links carry a YouTube video id we can extract (and then rewrite to the canonical form). */
 static bool host_is_youtube(const char *h, size_t n, bool *short_form)
 {
-    *short_form = ieq_n(h, n, "youtu.be", 8) || ieq_n(h, n, "www.youtu.be", 12);
-    return *short_form || ieq_n(h, n, "youtube.com", 11) || has_suffix_n(h, n, ".youtube.com") ||
-           ieq_n(h, n, "youtube-nocookie.com", 20) || has_suffix_n(h, n, ".youtube-nocookie.com");
+    *short_form = gw_ascii_ieq_n(h, n, "youtu.be", 8) || gw_ascii_ieq_n(h, n, "www.youtu.be", 12);
+    return *short_form || gw_ascii_ieq_n(h, n, "youtube.com", 11) || has_suffix_n(h, n, ".youtube.com") ||
+           gw_ascii_ieq_n(h, n, "youtube-nocookie.com", 20) || has_suffix_n(h, n, ".youtube-nocookie.com");
 }
 
 static bool id_valid(const char *s, size_t n)
@@ -303,7 +254,7 @@ static bool id_valid(const char *s, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         int c = (unsigned char)s[i];
-        if (!(is_alpha(c) || is_digit(c) || c == '_' || c == '-'))
+        if (!(gw_ascii_is_alnum(c) || c == '_' || c == '-'))
             return false;
     }
     return true;
@@ -352,7 +303,7 @@ static bool path_segment(const char *path, size_t n, int idx, const char **seg, 
 
 static bool seg_is(const char *s, size_t n, const char *word)
 {
-    return ieq_n(s, n, word, strlen(word));
+    return gw_ascii_ieq_n(s, n, word, strlen(word));
 }
 
 static int youtube_id_from_watch(const gw_url_parts_t *u, const char **id, size_t *idn, const char **code, const char **msg)
@@ -417,7 +368,7 @@ static int youtube_canonical(const gw_url_parts_t *u, bool short_form, char *id_
         return url_fail(code, msg, "The video id in the link is not valid (it should be 11 characters). Copy the link again.");
     memcpy(id_out, id, idn);
     id_out[idn] = '\0';
-    char *c = xmalloc(64);
+    char *c = gw_xmalloc(64);
     snprintf(c, 64, "https://www.youtube.com/watch?v=%s", id_out);
     *canon = c;
     return 0;
@@ -463,7 +414,7 @@ int gw_url_normalize_n(const char *input, size_t len, const char *allowed_hosts_
         /* An operator-allowed non-YouTube host (tests): yt-dlp gets the link as written, which needs a scheme. */
         if (!u.has_scheme)
             return url_fail(error_code, error_message, "The link must start with http:// or https://.");
-        *canonical_url_out = xstrndup(input, len);
+        *canonical_url_out = gw_xstrndup(input, len);
         return 0;
     }
     char id[GW_URL_ID_LEN + 1];
@@ -488,11 +439,11 @@ char *gw_url_identity(const char *video_id, const char *canonical_url)
         return NULL;
     size_t idn = video_id != NULL ? strlen(video_id) : 0, n = strcspn(canonical_url, "#");
     if (idn > 0) {
-        char *out = xmalloc(idn + sizeof("youtube:"));
+        char *out = gw_xmalloc(idn + sizeof("youtube:"));
         snprintf(out, idn + sizeof("youtube:"), "youtube:%s", video_id);
         return out;
     }
-    char *out = xmalloc(n + sizeof("url:"));
+    char *out = gw_xmalloc(n + sizeof("url:"));
     memcpy(out, "url:", 4);
     memcpy(out + 4, canonical_url, n);
     out[4 + n] = '\0';
@@ -500,6 +451,6 @@ char *gw_url_identity(const char *video_id, const char *canonical_url)
     const char *sep = strstr(out + 4, "://");
     char *end = sep != NULL ? (char *)sep + 3 + strcspn(sep + 3, "/?") : out + 4;
     for (char *p = out + 4; p < end; p++)
-        *p = (char)lower((unsigned char)*p);
+        *p = (char)gw_ascii_lower((unsigned char)*p);
     return out;
 }

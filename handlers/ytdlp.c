@@ -1,5 +1,6 @@
 #include "handlers/ytdlp.h"
 #include "handlers/subtitles.h"
+#include "reactor/text.h"
 #include "reactor/log.h"
 #include <dirent.h>
 #include <errno.h>
@@ -14,107 +15,14 @@
 #include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------------------------------------
- * small helpers
- * ------------------------------------------------------------------------------------------------------------------- */
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n == 0 ? 1 : n);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n == 0 ? 1 : n);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *p = xmalloc(n + 1);
-    memcpy(p, s, n);
-    p[n] = '\0';
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    return xstrndup(s, strlen(s));
-}
-
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
-static bool ieq_n(const char *a, size_t alen, const char *b, size_t blen)
-{
-    if (alen != blen)
-        return false;
-    for (size_t i = 0; i < alen; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-            return false;
-    return true;
-}
-
-/* ASCII case-insensitive strstr: stderr wording varies in case between yt-dlp versions. */
-static const char *istrstr(const char *hay, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (; *hay != '\0'; hay++)
-        if (lower((unsigned char)*hay) == lower((unsigned char)*needle) && strlen(hay) >= n && ieq_n(hay, n, needle, n))
-            return hay;
-    return NULL;
-}
-
-static bool is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alpha(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-/* A growable byte buffer, always NUL-terminated once anything was written. */
-typedef struct st_gw_buf_t {
-    char *p;
-    size_t len, cap;
-} gw_buf_t;
-
-static void buf_putn(gw_buf_t *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap < 64 ? 64 : b->cap;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_putc(gw_buf_t *b, char c)
-{
-    buf_putn(b, &c, 1);
-}
-
-/* ---------------------------------------------------------------------------------------------------------------------
  * argv
  * ------------------------------------------------------------------------------------------------------------------- */
 
 static char **argv_dup(const char *const *items, size_t n)
 {
-    char **argv = xmalloc((n + 1) * sizeof(*argv));
+    char **argv = gw_xmalloc((n + 1) * sizeof(*argv));
     for (size_t i = 0; i < n; i++)
-        argv[i] = xstrdup(items[i]);
+        argv[i] = gw_xstrdup(items[i]);
     argv[n] = NULL;
     return argv;
 }
@@ -127,11 +35,11 @@ static char *output_template(const char *dir, const char *file_tmpl)
     while (n > 1 && dir[n - 1] == '/')
         n--;
     for (size_t i = 0; i < n; i++)
-        buf_putn(&b, dir[i] == '%' ? "%%" : &dir[i], dir[i] == '%' ? 2 : 1);
+        gw_buf_append(&b, dir[i] == '%' ? "%%" : &dir[i], dir[i] == '%' ? 2 : 1);
     if (n == 0 || dir[n - 1] != '/')
-        buf_putc(&b, '/');
-    buf_putn(&b, file_tmpl, strlen(file_tmpl));
-    return b.p;
+        gw_buf_putc(&b, '/');
+    gw_buf_puts(&b, file_tmpl);
+    return b.data;
 }
 
 char **gw_ytdlp_argv_fetch(const char *ytdlp_path, const char *url, const char *scratch_dir, const char *sub_langs)
@@ -174,17 +82,17 @@ char **gw_ytdlp_argv_net(char **argv, const char *cookies, const char *proxy)
             dash = n;
     if (dash == SIZE_MAX || (cookies == NULL && proxy == NULL))
         return argv;
-    char **out = xmalloc((n + 5) * sizeof(*out));
+    char **out = gw_xmalloc((n + 5) * sizeof(*out));
     size_t k = 0;
     for (size_t i = 0; i < dash; i++)
         out[k++] = argv[i];
     if (cookies != NULL) {
-        out[k++] = xstrdup("--cookies");
-        out[k++] = xstrdup(cookies);
+        out[k++] = gw_xstrdup("--cookies");
+        out[k++] = gw_xstrdup(cookies);
     }
     if (proxy != NULL) {
-        out[k++] = xstrdup("--proxy");
-        out[k++] = xstrdup(proxy);
+        out[k++] = gw_xstrdup("--proxy");
+        out[k++] = gw_xstrdup(proxy);
     }
     for (size_t i = dash; i < n; i++)
         out[k++] = argv[i];
@@ -278,7 +186,7 @@ static bool lang_tag_ok(const char *l)
     if (n == 0 || n > 35 || l[0] == '-')
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!(is_alpha((unsigned char)l[i]) || is_digit((unsigned char)l[i]) || l[i] == '-'))
+        if (!(gw_ascii_is_alnum((unsigned char)l[i]) || l[i] == '-'))
             return false;
     return true;
 }
@@ -291,15 +199,15 @@ char *gw_ytdlp_sub_langs(const char *const *prefer_langs)
         const char *l = prefer_langs[i];
         if (!lang_tag_ok(l))
             continue;
-        buf_putn(&b, l, strlen(l));
-        buf_putc(&b, ',');
+        gw_buf_puts(&b, l);
+        gw_buf_putc(&b, ',');
         if (strchr(l, '-') == NULL) {
-            buf_putn(&b, l, strlen(l));
-            buf_putn(&b, region, sizeof(region) - 1);
+            gw_buf_puts(&b, l);
+            gw_buf_append(&b, region, sizeof(region) - 1);
         }
     }
-    buf_putn(&b, GW_YTDLP_DEFAULT_SUB_LANGS, strlen(GW_YTDLP_DEFAULT_SUB_LANGS));
-    return b.p;
+    gw_buf_puts(&b, GW_YTDLP_DEFAULT_SUB_LANGS);
+    return b.data;
 }
 
 void gw_argv_free(char **argv)
@@ -318,7 +226,7 @@ void gw_argv_free(char **argv)
 static char *json_strdup_or_null(const json_t *obj, const char *key)
 {
     json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+    return json_is_string(v) ? gw_xstrdup(json_string_value(v)) : NULL;
 }
 
 /* A finite JSON number of seconds in [0, GW_YTDLP_MAX_DURATION_S], else -1 (unknown). */
@@ -334,7 +242,7 @@ static void parse_chapters(json_t *arr, gw_video_meta_t *out)
 {
     if (!json_is_array(arr) || json_array_size(arr) == 0)
         return;
-    out->chapters = xmalloc(json_array_size(arr) * sizeof(*out->chapters));
+    out->chapters = gw_xmalloc(json_array_size(arr) * sizeof(*out->chapters));
     size_t i;
     json_t *c;
     json_array_foreach(arr, i, c)
@@ -346,7 +254,7 @@ static void parse_chapters(json_t *arr, gw_video_meta_t *out)
         ch->start = start;
         ch->end = json_nonneg(json_object_get(c, "end_time"));
         json_t *t = json_object_get(c, "title");
-        ch->title = xstrdup(json_is_string(t) ? json_string_value(t) : "");
+        ch->title = gw_xstrdup(json_is_string(t) ? json_string_value(t) : "");
     }
     /* A missing end is the next chapter's start, or the video's end. */
     for (i = 0; i < out->nchapters; i++) {
@@ -376,9 +284,9 @@ int gw_ytdlp_meta_from_json(const json_t *root, gw_video_meta_t *out, const char
     json_t *id = json_object_get(root, "id");
     if (!json_is_string(id) || json_string_length(id) == 0)
         goto Exit;
-    out->id = xstrdup(json_string_value(id));
+    out->id = gw_xstrdup(json_string_value(id));
     json_t *title = json_object_get(root, "title");
-    out->title = xstrdup(json_is_string(title) ? json_string_value(title) : "");
+    out->title = gw_xstrdup(json_is_string(title) ? json_string_value(title) : "");
     if ((out->channel = json_strdup_or_null(root, "channel")) == NULL)
         out->channel = json_strdup_or_null(root, "uploader");
     out->duration = json_nonneg(json_object_get(root, "duration"));
@@ -468,11 +376,11 @@ static bool parse_sub_name(const char *name, char **lang, int *fmt)
         size_t ln = n - 4 - el;
         const char *l = name + 4;
         for (size_t k = 0; k < ln; k++)
-            if (!(is_alpha((unsigned char)l[k]) || is_digit((unsigned char)l[k]) || l[k] == '-' || l[k] == '_'))
+            if (!(gw_ascii_is_alnum((unsigned char)l[k]) || l[k] == '-' || l[k] == '_'))
                 return false;
-        if (ln > 64 || ieq_n(l, ln, "live_chat", 9))
+        if (ln > 64 || gw_ascii_ieq_n(l, ln, "live_chat", 9))
             return false;
-        *lang = xstrndup(l, ln);
+        *lang = gw_xstrndup(l, ln);
         *fmt = exts[i].fmt;
         return true;
     }
@@ -488,7 +396,7 @@ static size_t primary_len(const char *lang)
 static size_t base_len(const char *lang)
 {
     size_t n = strlen(lang);
-    return n > 5 && ieq_n(lang + n - 5, 5, "-orig", 5) ? n - 5 : n;
+    return n > 5 && gw_ascii_ieq_n(lang + n - 5, 5, "-orig", 5) ? n - 5 : n;
 }
 
 /* 0 exact match, 1 same primary subtag ("en-US" vs "en"), -1 no match. */
@@ -497,10 +405,10 @@ static int lang_match(const char *lang, const char *want)
     size_t ln = base_len(lang), wn = strlen(want);
     if (wn == 0)
         return -1;
-    if (ieq_n(lang, ln, want, wn))
+    if (gw_ascii_ieq_n(lang, ln, want, wn))
         return 0;
     size_t lp = primary_len(lang), wp = primary_len(want);
-    return lp <= ln && ieq_n(lang, lp, want, wp) ? 1 : -1;
+    return lp <= ln && gw_ascii_ieq_n(lang, lp, want, wp) ? 1 : -1;
 }
 
 static int lang_rank(const char *lang, const char *const *prefer, const char *own)
@@ -566,9 +474,9 @@ static size_t list_candidates(DIR *d, gw_sub_cand_t **out)
             continue;
         if (n == cap) {
             cap = cap == 0 ? 8 : cap * 2;
-            *out = xrealloc(*out, cap * sizeof(**out));
+            *out = gw_xrealloc(*out, cap * sizeof(**out));
         }
-        (*out)[n++] = (gw_sub_cand_t){.name = xstrdup(de->d_name), .lang = lang, .fmt = fmt};
+        (*out)[n++] = (gw_sub_cand_t){.name = gw_xstrdup(de->d_name), .lang = lang, .fmt = fmt};
     }
     return n;
 }
@@ -577,7 +485,7 @@ static size_t list_candidates(DIR *d, gw_sub_cand_t **out)
 static char *read_sub_file(const char *dir, const char *name, size_t *len)
 {
     size_t plen = strlen(dir) + strlen(name) + 2;
-    char *path = xmalloc(plen), *buf = NULL;
+    char *path = gw_xmalloc(plen), *buf = NULL;
     snprintf(path, plen, "%s/%s", dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
@@ -586,7 +494,7 @@ static char *read_sub_file(const char *dir, const char *name, size_t *len)
         return NULL;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t)st.st_size > GW_YTDLP_MAX_SUB_BYTES)
         goto Exit;
-    buf = xmalloc((size_t)st.st_size + 1);
+    buf = gw_xmalloc((size_t)st.st_size + 1);
     size_t got = 0;
     while (got < (size_t)st.st_size) {
         ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
@@ -627,10 +535,10 @@ static int parse_candidate(const char *dir, const gw_sub_cand_t *c, gw_transcrip
 static char *own_language(const gw_video_meta_t *meta, const gw_sub_cand_t *c, size_t n)
 {
     if (meta != NULL && meta->language != NULL && meta->language[0] != '\0')
-        return xstrdup(meta->language);
+        return gw_xstrdup(meta->language);
     for (size_t i = 0; i < n; i++)
         if (base_len(c[i].lang) != strlen(c[i].lang))
-            return xstrndup(c[i].lang, base_len(c[i].lang));
+            return gw_xstrndup(c[i].lang, base_len(c[i].lang));
     return NULL;
 }
 
@@ -667,7 +575,7 @@ int gw_ytdlp_load_transcript_json(const char *scratch_dir, const gw_video_meta_t
     for (i = 0; i < n && ret != 0; i++) {
         if (parse_candidate(scratch_dir, &c[i], out) != 0)
             continue;
-        out->language = xstrndup(c[i].lang, base_len(c[i].lang));
+        out->language = gw_xstrndup(c[i].lang, base_len(c[i].lang));
         out->automatic = c[i].automatic;
         *error_code = NULL;
         ret = 0;
@@ -758,7 +666,7 @@ void gw_ytdlp_classify_failure(const char *stderr_text, int exit_code, const cha
     for (size_t i = 0; i < sizeof(failure_rules) / sizeof(failure_rules[0]); i++) {
         const gw_failure_rule_t *r = &failure_rules[i];
         for (size_t k = 0; k < sizeof(r->needles) / sizeof(r->needles[0]) && r->needles[k] != NULL; k++) {
-            if (istrstr(s, r->needles[k]) != NULL) {
+            if (gw_ascii_istrstr(s, r->needles[k]) != NULL) {
                 *error_code = r->code;
                 *message = r->message;
                 *transient = r->transient;

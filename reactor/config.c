@@ -1,5 +1,6 @@
 #include "reactor/config.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -9,14 +10,6 @@ typedef struct st_dotenv_t {
     char **keys, **values;
     size_t n;
 } dotenv_t;
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
-}
 
 /* Parses one value starting at p (quotes handled); returns a malloc'd string or NULL when malformed. */
 static char *parse_value(const char *p, const char *end)
@@ -114,12 +107,10 @@ int gw_dotenv_parse(const char *buf, size_t len, void (*cb)(const char *, const 
 static void dotenv_add(const char *key, const char *value, void *data)
 {
     dotenv_t *d = data;
-    d->keys = realloc(d->keys, (d->n + 1) * sizeof(char *));
-    d->values = realloc(d->values, (d->n + 1) * sizeof(char *));
-    if (d->keys == NULL || d->values == NULL)
-        abort();
-    d->keys[d->n] = xstrdup(key);
-    d->values[d->n] = xstrdup(value);
+    d->keys = gw_xrealloc(d->keys, (d->n + 1) * sizeof(char *));
+    d->values = gw_xrealloc(d->values, (d->n + 1) * sizeof(char *));
+    d->keys[d->n] = gw_xstrdup(key);
+    d->values[d->n] = gw_xstrdup(value);
     d->n++;
 }
 
@@ -160,7 +151,7 @@ static char *enum_choice(const char *choices, const char *v)
     size_t n = strlen(v);
     for (const char *p = choices; n > 0 && p != NULL; p = strchr(p, '|'), p = p ? p + 1 : NULL) {
         if (strncasecmp(p, v, n) == 0 && (p[n] == '|' || p[n] == '\0')) {
-            char *c = xstrdup(p);
+            char *c = gw_xstrdup(p);
             c[n] = '\0';
             return c;
         }
@@ -195,7 +186,7 @@ static int set_var(void *out, const gw_config_var_t *v, const char *value, char 
     }
     case GW_CFG_STRING:
         free(*(char **)field);
-        *(char **)field = xstrdup(value);
+        *(char **)field = gw_xstrdup(value);
         return 0;
     }
     return -1;

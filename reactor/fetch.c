@@ -1,5 +1,6 @@
 #include "reactor/fetch.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -73,29 +74,6 @@ struct st_gw_fetch_t {
 
 static void fetcher_action(gw_fetcher_t *f, curl_socket_t s, int flags);
 
-static void *xrealloc(void *p, size_t n)
-{
-    if ((p = realloc(p, n)) == NULL)
-        abort();
-    return p;
-}
-
-static void *xcalloc(size_t n)
-{
-    void *p = calloc(1, n);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
-}
-
 static int set_cloexec(int fd)
 {
     int fl = fcntl(fd, F_GETFD);
@@ -119,7 +97,7 @@ static unsigned char *fd_snapshot(size_t *nbytes)
             continue;
         if ((size_t)fd / 8 >= *nbytes) {
             size_t n = (size_t)fd / 8 + 64;
-            bits = xrealloc(bits, n);
+            bits = gw_xrealloc(bits, n);
             memset(bits + *nbytes, 0, n - *nbytes);
             *nbytes = n;
         }
@@ -201,7 +179,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 static gw_fetch_sock_t *sock_open(gw_fetcher_t *f, curl_socket_t s)
 {
-    gw_fetch_sock_t *sk = xcalloc(sizeof(*sk));
+    gw_fetch_sock_t *sk = gw_xcalloc(1, sizeof(*sk));
     int rc = uv_poll_init_socket(f->loop, &sk->poll, s);
     if (rc != 0) {
         gw_error("fetch: uv_poll_init_socket: %s", uv_strerror(rc));
@@ -413,7 +391,7 @@ gw_fetcher_t *gw_fetcher_create(uv_loop_t *loop, long max_connects)
         gw_error("fetch: curl_global_init failed");
         abort();
     }
-    gw_fetcher_t *f = xcalloc(sizeof(*f));
+    gw_fetcher_t *f = gw_xcalloc(1, sizeof(*f));
     f->loop = loop;
     if ((f->multi = multi_init_cloexec()) == NULL)
         abort();
@@ -476,7 +454,7 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
         size_t want = req->resp_alloc < 4096 ? 4096 : req->resp_alloc * 2;
         while (want < req->resp_len + len + 1)
             want *= 2;
-        req->resp = xrealloc(req->resp, want);
+        req->resp = gw_xrealloc(req->resp, want);
         req->resp_alloc = want;
     }
     memcpy(req->resp + req->resp_len, ptr, len);
@@ -516,14 +494,14 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
     trim(&nb, &ne);
     trim(&vb, &ve);
     size_t nl = (size_t)(ne - nb), vl = (size_t)(ve - vb);
-    char *h = xrealloc(NULL, nl + vl + 2);
+    char *h = gw_xmalloc(nl + vl + 2);
     memcpy(h, nb, nl);
     h[nl] = '\0';
     memcpy(h + nl + 1, vb, vl);
     h[nl + 1 + vl] = '\0';
     if (req->nhdrs == req->hdrs_alloc) {
         req->hdrs_alloc = req->hdrs_alloc ? req->hdrs_alloc * 2 : 16;
-        req->hdrs = xrealloc(req->hdrs, req->hdrs_alloc * sizeof(*req->hdrs));
+        req->hdrs = gw_xrealloc(req->hdrs, req->hdrs_alloc * sizeof(*req->hdrs));
     }
     req->hdrs[req->nhdrs++] = h;
     return len;
@@ -572,10 +550,10 @@ static int on_sockopt(void *ud, curl_socket_t fd, curlsocktype purpose)
 
 gw_fetch_t *gw_fetch_new(gw_fetcher_t *f, const char *method, const char *url)
 {
-    gw_fetch_t *req = xcalloc(sizeof(*req));
+    gw_fetch_t *req = gw_xcalloc(1, sizeof(*req));
     req->f = f;
     req->fd = -1;
-    req->method = xstrdup(method);
+    req->method = gw_xstrdup(method);
     req->max_response = GW_FETCH_DEFAULT_MAX_RESPONSE;
     if ((req->easy = curl_easy_init()) == NULL)
         abort();
@@ -610,7 +588,7 @@ void gw_fetch_header(gw_fetch_t *req, const char *name, const char *value)
         return;
     }
     size_t len = strlen(name) + strlen(value) + 3;
-    char *line = xrealloc(NULL, len);
+    char *line = gw_xmalloc(len);
     snprintf(line, len, "%s:%s%s", name, value[0] ? " " : "", value);
     struct curl_slist *l = curl_slist_append(req->headers, line);
     free(line);
@@ -626,7 +604,7 @@ void gw_fetch_body(gw_fetch_t *req, const char *data, size_t len)
     if (req->state != GW_FETCH_NEW)
         return;
     free(req->body);
-    req->body = xrealloc(NULL, len + 1);
+    req->body = gw_xmalloc(len + 1);
     memcpy(req->body, data, len);
     req->body[len] = '\0';
     req->body_len = len;

@@ -1,6 +1,7 @@
 /* The text of HTTP answers: reason phrases, the JSON error body, which header names and values may be sent. Pure
  * functions, apart from reactor/server.c's connection handling. */
 #include "reactor/http_text.h"
+#include "reactor/text.h"
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -119,12 +120,6 @@ bool gw_http_is_json(const char *content_type)
     return strncasecmp(content_type, "application/json", sizeof("application/json") - 1) == 0;
 }
 
-static bool is_tchar(int c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 /* No CR/LF (header injection) nor other controls but HTAB. */
 bool gw_http_value_allowed(const char *value)
 {
@@ -142,7 +137,7 @@ bool gw_http_header_allowed(const char *name, const char *value)
     if (*name == '\0' || !gw_http_value_allowed(value))
         return false;
     for (const char *p = name; *p != '\0'; p++)
-        if (!is_tchar((unsigned char)*p))
+        if (!gw_ascii_is_tchar((unsigned char)*p))
             return false;
     for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
         if (strcasecmp(name, framing[i]) == 0)

@@ -1,5 +1,6 @@
 #include "reactor/pg.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,14 +56,6 @@ struct st_gw_pg_t {
 static void handle_broken(gw_pg_t *pg, const char *why);
 static void send_next(gw_pg_t *pg);
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
-}
-
 static void query_free(query_t *q)
 {
     for (int i = 0; i < q->nparams; i++)
@@ -115,8 +108,8 @@ static query_t *query_new(const char *name, const char *sql, int nparams, const 
     query_t *q = calloc(1, sizeof(*q));
     if (q == NULL)
         abort();
-    q->name = name ? xstrdup(name) : NULL;
-    q->sql = xstrdup(sql);
+    q->name = name ? gw_xstrdup(name) : NULL;
+    q->sql = gw_xstrdup(sql);
     q->nparams = nparams;
     q->flags = flags;
     if (nparams > 0) {
@@ -124,7 +117,7 @@ static query_t *query_new(const char *name, const char *sql, int nparams, const 
         if (q->params == NULL)
             abort();
         for (int i = 0; i < nparams; i++)
-            q->params[i] = params[i] ? xstrdup(params[i]) : NULL;
+            q->params[i] = params[i] ? gw_xstrdup(params[i]) : NULL;
     }
     return q;
 }
@@ -345,7 +338,7 @@ static void finish_inflight(gw_pg_t *pg)
             pg->prepared = realloc(pg->prepared, (pg->nprepared + 1) * sizeof(char *));
             if (pg->prepared == NULL)
                 abort();
-            pg->prepared[pg->nprepared++] = xstrdup(q->name);
+            pg->prepared[pg->nprepared++] = gw_xstrdup(q->name);
             pg->inflight = NULL;
             push_front(pg, q); /* now execute it */
             return;
@@ -479,31 +472,21 @@ static void handle_broken(gw_pg_t *pg, const char *why)
 
 static char *build_listen_sql(const char *const *channels)
 {
-    size_t cap = 16, len = 0;
-    char *s = malloc(cap);
-    if (s == NULL)
-        abort();
-    s[0] = '\0';
+    gw_buf_t b = {0};
     for (size_t i = 0; channels != NULL && channels[i] != NULL; i++) {
-        size_t need = len + strlen(channels[i]) * 2 + 16;
-        if (need > cap) {
-            s = realloc(s, cap = need * 2);
-            if (s == NULL)
-                abort();
-        }
-        len += sprintf(s + len, "LISTEN \"");
+        gw_buf_puts(&b, "LISTEN \"");
         for (const char *c = channels[i]; *c; c++) {
             if (*c == '"')
-                s[len++] = '"';
-            s[len++] = *c;
+                gw_buf_putc(&b, '"');
+            gw_buf_putc(&b, *c);
         }
-        len += sprintf(s + len, "\";");
+        gw_buf_puts(&b, "\";");
     }
-    if (len == 0) { /* no channels: the first round trip still proves the session works before PG_READY */
-        free(s);
-        s = xstrdup("SELECT 1");
+    if (b.len == 0) { /* no channels: the first round trip still proves the session works before PG_READY */
+        gw_buf_free(&b);
+        return gw_xstrdup("SELECT 1");
     }
-    return s;
+    return gw_buf_take(&b);
 }
 
 gw_pg_t *gw_pg_create(uv_loop_t *loop, const char *conninfo, const char *const *channels, const gw_pg_events_t *ev,
@@ -513,7 +496,7 @@ gw_pg_t *gw_pg_create(uv_loop_t *loop, const char *conninfo, const char *const *
     if (pg == NULL)
         abort();
     pg->loop = loop;
-    pg->conninfo = xstrdup(conninfo);
+    pg->conninfo = gw_xstrdup(conninfo);
     pg->listen_sql = build_listen_sql(channels);
     if (ev != NULL)
         pg->ev = *ev;

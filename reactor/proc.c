@@ -1,5 +1,6 @@
 #include "reactor/proc.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -44,19 +45,12 @@ static size_t active_procs;
 /* Output past the cap lands here; single-threaded, and each read consumes it before the next alloc. */
 static char discard[64 * 1024];
 
-static void *xrealloc(void *p, size_t n)
-{
-    if ((p = realloc(p, n)) == NULL)
-        abort();
-    return p;
-}
-
 static void proc_finish(gw_proc_t *p)
 {
     gw_proc_stream_t *ss[2] = {&p->out, &p->err};
     for (int i = 0; i < 2; i++) {
         if (ss[i]->buf == NULL)
-            ss[i]->buf = xrealloc(NULL, 1);
+            ss[i]->buf = gw_xmalloc(1);
         ss[i]->buf[ss[i]->len] = '\0';
     }
     p->r.out = p->out.buf;
@@ -175,7 +169,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
         size_t n = s->alloc * 2 > s->len + want + 1 ? s->alloc * 2 : s->len + want + 1;
         if (n > s->cap + 1)
             n = s->cap + 1;
-        s->buf = xrealloc(s->buf, n);
+        s->buf = gw_xrealloc(s->buf, n);
         s->alloc = n;
     }
     *b = uv_buf_init(s->buf + s->len, want);

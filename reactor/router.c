@@ -1,26 +1,10 @@
 #include "reactor/router.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static bool is_tchar(int c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
-}
 
 ssize_t gw_pct_decode(char *dst, const char *src, size_t len, bool plus_is_space)
 {
@@ -29,8 +13,8 @@ ssize_t gw_pct_decode(char *dst, const char *src, size_t len, bool plus_is_space
         char c = src[i];
         if (c == '%') {
             int hi, lo;
-            if (len - i < 3 || (hi = hexval((unsigned char)src[i + 1])) < 0 || (lo = hexval((unsigned char)src[i + 2])) < 0 ||
-                (hi | lo) == 0)
+            if (len - i < 3 || (hi = gw_ascii_hexval((unsigned char)src[i + 1])) < 0 ||
+                (lo = gw_ascii_hexval((unsigned char)src[i + 2])) < 0 || (hi | lo) == 0)
                 return -1;
             c = (char)(hi << 4 | lo);
             i += 2;
@@ -134,7 +118,7 @@ static bool pattern_ok(gw_route_t *r, const char *method, const char *pattern)
 {
     bool ok = method != NULL && *method != '\0' && pattern != NULL && pattern[0] == '/' && strpbrk(pattern, "?#%") == NULL;
     for (const char *p = method; ok && *p != '\0'; p++)
-        ok = is_tchar((unsigned char)*p);
+        ok = gw_ascii_is_tchar((unsigned char)*p);
     if (!ok)
         return false;
     r->storage = strdup(pattern + 1);

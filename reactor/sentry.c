@@ -1,5 +1,6 @@
 #include "reactor/sentry.h"
 #include "reactor/log.h"
+#include "reactor/text.h"
 #include <ctype.h>
 #include <curl/curl.h>
 #include <dirent.h>
@@ -49,19 +50,6 @@ struct st_gw_sentry_t {
     uint64_t limited_until_ms; /* uv_hrtime clock; 0 = not limited */
 };
 
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = strndup(s, n);
-    if (d == NULL)
-        abort();
-    return d;
-}
-
-static char *xstrdup_or_null(const char *s)
-{
-    return s != NULL ? xstrndup(s, strlen(s)) : NULL;
-}
-
 /* ---- DSN ---- */
 
 int gw_sentry_parse_dsn(const char *dsn, gw_sentry_dsn_t *out)
@@ -82,11 +70,11 @@ int gw_sentry_parse_dsn(const char *dsn, gw_sentry_dsn_t *out)
     const char *project = last + 1;
     if (*project == '\0' || strspn(project, "0123456789") != strlen(project))
         return -1;
-    out->scheme = xstrndup(dsn, scheme_len);
-    out->public_key = xstrndup(user, key_len);
-    out->host = xstrndup(host, (size_t)(slash - host));
-    out->path = xstrndup(slash, (size_t)(last - slash));
-    out->project_id = xstrndup(project, strlen(project));
+    out->scheme = gw_xstrndup(dsn, scheme_len);
+    out->public_key = gw_xstrndup(user, key_len);
+    out->host = gw_xstrndup(host, (size_t)(slash - host));
+    out->path = gw_xstrndup(slash, (size_t)(last - slash));
+    out->project_id = gw_xstrdup(project);
     return 0;
 }
 
@@ -386,9 +374,9 @@ gw_sentry_t *gw_sentry_create(gw_fetcher_t *fetcher, const char *dsn, const gw_s
         return NULL;
     }
     s->fetcher = fetcher;
-    s->release = xstrdup_or_null(opts->release);
-    s->environment = xstrdup_or_null(opts->environment);
-    s->server_name = xstrdup_or_null(opts->server_name);
+    s->release = opts->release != NULL ? gw_xstrdup(opts->release) : NULL;
+    s->environment = opts->environment != NULL ? gw_xstrdup(opts->environment) : NULL;
+    s->server_name = opts->server_name != NULL ? gw_xstrdup(opts->server_name) : NULL;
     s->opts = *opts;
     s->opts.release = s->release;
     s->opts.environment = s->environment;

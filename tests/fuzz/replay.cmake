@@ -3,7 +3,7 @@
 function(gw_fuzz_replay name source corpus)
     set(exe replay_${name})
     add_executable(${exe} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/${source} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/replay.c ${ARGN}
-                          ${CMAKE_SOURCE_DIR}/reactor/log.c)
+                          ${CMAKE_SOURCE_DIR}/reactor/log.c ${CMAKE_SOURCE_DIR}/reactor/text.c)
     target_include_directories(${exe} PRIVATE ${CMAKE_SOURCE_DIR})
     target_link_libraries(${exe} PkgConfig::DEPS m)
     add_test(NAME unit.fuzz_replay_${name} COMMAND ${exe} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${corpus})

@@ -2,6 +2,7 @@
 #include "handlers/subtitles.h"
 #include "handlers/url.h"
 #include "handlers/ytdlp.h"
+#include "reactor/text.h"
 #include "ytdlp_text.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -18,22 +19,6 @@ extern char **environ;
 #define CANON "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
 
 static char src_dir[PATH_MAX / 2]; /* tests/ in the source tree */
-
-typedef struct st_gw_buf_t_test {
-    char *p;
-    size_t len, cap;
-} gw_buf_t_test;
-
-static void test_puts(gw_buf_t_test *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->len, s, n + 1);
-    b->len += n;
-}
 
 static void init_src_dir(void)
 {
@@ -772,19 +757,19 @@ static void test_fake_ytdlp(void)
 /* Cues of thousands of lines, each repeating the previous cue: must stay fast and come out once. */
 static void test_vtt_pathological(void)
 {
-    gw_buf_t_test b = {0};
-    test_puts(&b, "WEBVTT\n\n");
+    gw_buf_t b = {0};
+    gw_buf_puts(&b, "WEBVTT\n\n");
     for (int cue = 0; cue < 50; cue++) {
-        test_puts(&b, "00:00:01.000 --> 00:00:02.000\n");
+        gw_buf_puts(&b, "00:00:01.000 --> 00:00:02.000\n");
         for (int line = 0; line < 2000; line++)
-            test_puts(&b, line % 2 ? "same line\n" : "<c>other</c> &amp; line\n");
-        test_puts(&b, "\n");
+            gw_buf_puts(&b, line % 2 ? "same line\n" : "<c>other</c> &amp; line\n");
+        gw_buf_puts(&b, "\n");
     }
     gw_transcript_t t;
-    CHECK_INT(gw_parse_vtt(b.p, b.len, &t), 0);
+    CHECK_INT(gw_parse_vtt(b.data, b.len, &t), 0);
     CHECK_INT(t.nsegments, 1);
     gw_transcript_free(&t);
-    free(b.p);
+    gw_buf_free(&b);
 }
 
 /* Deterministic mutations of every fixture through every parser: no crash, no leak, valid UTF-8 out. */
