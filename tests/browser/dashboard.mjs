@@ -102,20 +102,21 @@ try {
   await page.screenshot({ path: env.OUT + "/docs-job.png" });
   await page.setViewportSize({ width: 1280, height: 900 });
 
-  // cancel the pending job from its page: the button asks for the key
+  // cancel the pending job from its page: the button asks for the key (30 s waits: CI runs this beside other tests
+  // under ASan and valgrind)
   await page.goto(env.BASE + "/#/job/" + env.PENDING_ID);
-  await page.waitForSelector("#job-view button.cancel", { timeout: 10000 });
+  await page.waitForSelector("#job-view button.cancel", { timeout: 30000 });
   await page.click("#job-view button.cancel");
-  await page.waitForFunction(() => /CANCELLED/.test(document.getElementById("notice").textContent), null, { timeout: 10000 });
+  await page.waitForFunction(() => /CANCELLED/.test(document.getElementById("notice").textContent), null, { timeout: 30000 });
   check(dialogs === 1, "the cancel button asked for the API key once");
-  await page.waitForFunction(() => /CANCELLED/.test((document.querySelector("#job-view dl") || {}).textContent || ""), null, { timeout: 10000 });
+  await page.waitForFunction(() => /CANCELLED/.test((document.querySelector("#job-view dl") || {}).textContent || ""), null, { timeout: 30000 });
   check(!(await page.$("#job-view button.cancel")), "cancel button gone once cancelled");
   await page.screenshot({ path: env.OUT + "/dashboard-cancelled.png", fullPage: true });
   // retry it from the same page: the button asks for the key again and the job is charged and PENDING again
-  await page.waitForSelector("#job-view button.retry", { timeout: 10000 });
+  await page.waitForSelector("#job-view button.retry", { timeout: 30000 });
   await page.click("#job-view button.retry");
   await page.waitForFunction(() => /is PENDING again \(1 credit/.test(document.getElementById("notice").textContent), null,
-    { timeout: 10000 });
+    { timeout: 30000 });
   check(dialogs === 2, "the retry button asked for the API key once");
   check(problems.length === 0, "no page errors or CSP violations: " + JSON.stringify(problems));
 } catch (e) {
