@@ -1,10 +1,18 @@
+#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np */
 #include "reactor/proc.h"
 #include "reactor/log.h"
 #include "reactor/text.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 #define GW_PROC_DEFAULT_OUT_CAP (1u << 20)
 #define GW_PROC_DEFAULT_ERR_CAP (64u << 10)
@@ -27,7 +35,9 @@ typedef struct st_gw_proc_stream_t {
 } gw_proc_stream_t;
 
 struct st_gw_proc_t {
-    uv_process_t process;
+    uv_process_t process; /* the uv_spawn fallback */
+    uv_poll_t exit_poll;  /* posix_spawn: the child's pidfd turns readable when it exits */
+    int pidfd;
     uv_timer_t timer;
     gw_proc_stream_t out, err;
     gw_proc_phase_t phase;
@@ -37,6 +47,7 @@ struct st_gw_proc_t {
     uint64_t grace_ms, started_ns;
     int pid;      /* also the process group id; 0 when not spawned */
     bool spawned; /* uv_spawn was called: the process handle must be closed */
+    bool polled;  /* posix_spawn: the pidfd poll handle must be closed */
     bool exited;  /* exit callback seen */
     int open_handles;
 };
@@ -74,6 +85,13 @@ static void on_handle_closed(uv_handle_t *h)
         proc_finish(p);
 }
 
+static void on_poll_closed(uv_handle_t *h)
+{
+    gw_proc_t *p = h->data;
+    close(p->pidfd);
+    on_handle_closed(h);
+}
+
 static void stream_close(gw_proc_stream_t *s)
 {
     s->open = false;
@@ -89,6 +107,8 @@ static void proc_close_all(gw_proc_t *p)
     uv_close((uv_handle_t *)&p->timer, on_handle_closed);
     if (p->spawned)
         uv_close((uv_handle_t *)&p->process, on_handle_closed);
+    if (p->polled)
+        uv_close((uv_handle_t *)&p->exit_poll, on_poll_closed);
 }
 
 static void signal_group(gw_proc_t *p, int sig)
@@ -157,6 +177,24 @@ static void on_child_exit(uv_process_t *h, int64_t exit_status, int term_signal)
     proc_progress(p);
 }
 
+static void on_pidfd(uv_poll_t *h, int status, int events)
+{
+    gw_proc_t *p = h->data;
+    int ws = 0;
+    pid_t r = waitpid(p->pid, &ws, WNOHANG);
+    if (r == 0 && status == 0)
+        return; /* not yet reapable */
+    uv_poll_stop(h);
+    p->exited = true;
+    if (r == p->pid && WIFSIGNALED(ws))
+        p->r.term_signal = WTERMSIG(ws);
+    else if (r == p->pid && WIFEXITED(ws))
+        p->r.exit_status = WEXITSTATUS(ws);
+    else
+        p->r.term_signal = SIGKILL; /* reaped elsewhere or the poll failed: report it as gone */
+    proc_progress(p);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     gw_proc_stream_t *s = (gw_proc_stream_t *)h;
@@ -217,7 +255,8 @@ static void stream_start(gw_proc_stream_t *s)
     s->open = true;
 }
 
-static int proc_start(gw_proc_t *p, uv_loop_t *loop, const gw_proc_opts_t *opts)
+/* The fallback: libuv forks the whole worker and blocks the loop until the child has exec'd. */
+static int proc_start_uv(gw_proc_t *p, uv_loop_t *loop, const gw_proc_opts_t *opts)
 {
     uv_stdio_container_t stdio[3];
     uv_process_options_t o;
@@ -244,6 +283,91 @@ static int proc_start(gw_proc_t *p, uv_loop_t *loop, const gw_proc_opts_t *opts)
     if (rc != 0)
         return rc;
     p->pid = p->process.pid;
+    return 0;
+}
+
+static bool pidfd_works = true; /* false once the kernel refused pidfd_open (before Linux 5.3, some sandboxes) */
+
+/* posix_spawnp: glibc clones with CLONE_VM | CLONE_VFORK, so nothing of the worker is copied and the loop waits only
+ * for the exec (a fork of the worker took milliseconds of the loop per subprocess). The child gets what uv_spawn gave
+ * it: /dev/null on stdin, the two pipes, its own session (kill(-pid) reaches grandchildren), default signal
+ * dispositions and an empty signal mask. Returns 1 when pidfd_open is unavailable: the caller falls back to uv_spawn. */
+static int proc_start_spawn(gw_proc_t *p, uv_loop_t *loop, const gw_proc_opts_t *opts)
+{
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, rc = 0;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+        rc = -errno;
+        goto closefds;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    sigemptyset(&none);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1); /* dup2 clears CLOEXEC on the copy */
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    if (opts->cwd != NULL)
+        posix_spawn_file_actions_addchdir_np(&fa, opts->cwd);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid = 0;
+    int e = posix_spawnp(&pid, opts->argv[0], &fa, &at, (char *const *)opts->argv,
+                         opts->env != NULL ? (char *const *)opts->env : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (e != 0) {
+        rc = -e;
+        goto closefds;
+    }
+    p->pid = pid;
+    close(out[1]);
+    close(err[1]);
+    out[1] = err[1] = -1;
+    p->pidfd = pidfd_open(pid, 0);
+    if (p->pidfd < 0) { /* cannot watch it: reap it here and let uv_spawn do the rest from now on */
+        int ws;
+        pidfd_works = false;
+        gw_warn("proc: pidfd_open: %s; starting subprocesses with uv_spawn", strerror(errno));
+        kill(-pid, SIGKILL);
+        waitpid(pid, &ws, 0);
+        p->pid = 0;
+        close(out[0]);
+        close(err[0]);
+        return 1;
+    }
+    if ((rc = uv_pipe_open(&p->out.pipe, out[0])) != 0 || (rc = uv_pipe_open(&p->err.pipe, err[0])) != 0 ||
+        (rc = uv_poll_init(loop, &p->exit_poll, p->pidfd)) != 0) {
+        gw_error("proc: watching pid %d: %s", pid, uv_strerror(rc));
+        abort(); /* a descriptor we just made that libuv cannot take: out of memory or a bug */
+    }
+    p->exit_poll.data = p;
+    p->polled = true;
+    p->open_handles++;
+    uv_poll_start(&p->exit_poll, UV_READABLE, on_pidfd);
+    return 0;
+closefds:
+    for (int i = 0; i < 2; i++) {
+        if (out[i] >= 0)
+            close(out[i]);
+        if (err[i] >= 0)
+            close(err[i]);
+    }
+    return rc;
+}
+
+static int proc_start(gw_proc_t *p, uv_loop_t *loop, const gw_proc_opts_t *opts)
+{
+    int rc = pidfd_works ? proc_start_spawn(p, loop, opts) : 1;
+    if (rc == 1)
+        rc = proc_start_uv(p, loop, opts);
+    if (rc != 0)
+        return rc;
     stream_start(&p->out);
     stream_start(&p->err);
     if (opts->timeout_ms > 0)
