@@ -340,6 +340,7 @@ static void on_proc_ffmpeg(gw_proc_t *p, const gw_proc_result_t *r, void *data)
 /* ---- the subprocess pools ---- */
 
 static bool pools_ready;
+static gw_cpu_meter_t cpu_meter;
 
 static void on_pool_wait(const gw_pool_t *p, double seconds)
 {
@@ -364,12 +365,31 @@ void gw_run_pools_init(const gw_settings_t *cfg)
         media_size = main_size - 1;
     else if (main_size == 1)
         media_size = 1;
-    gw_pool_init(&pools[0], main_size);
+    if (cfg->max_subprocesses == 0) /* the default adapts: from the CPUs up to twice them, on measured idle CPU */
+        gw_pool_init_adaptive(&pools[0], cpus, main_size);
+    else
+        gw_pool_init(&pools[0], main_size);
     gw_pool_init(&pools[1], media_size);
     pools[0].on_wait = pools[1].on_wait = on_pool_wait;
+    gw_cpu_meter_init(&cpu_meter, "/sys/fs/cgroup", "/proc/stat");
     pools_ready = true;
-    gw_info("subprocess pool: %u at once (%s), of them media runs %u (%u usable CPUs)", pools[0].size,
-            pools[0].size ? "limited" : "unlimited", pools[1].size, cpus);
+    if (pools[0].floor != 0)
+        gw_info("subprocess pool: %u to %u at once, adapting to idle CPU; of them media runs %u (%u usable CPUs)", pools[0].floor,
+                pools[0].size, pools[1].size, cpus);
+    else
+        gw_info("subprocess pool: %u at once (%s), of them media runs %u (%u usable CPUs)", pools[0].size,
+                pools[0].size ? "limited" : "unlimited", pools[1].size, cpus);
+}
+
+void gw_run_pools_tick(void)
+{
+    if (!pools_ready || pools[0].floor == 0)
+        return;
+    if (pools[0].head == NULL && pools[0].limit == pools[0].floor) {
+        gw_cpu_meter_reset(&cpu_meter); /* nothing to decide: no sampling while idle */
+        return;
+    }
+    gw_pool_adapt(&pools[0], gw_cpu_meter_spare(&cpu_meter, uv_hrtime()));
 }
 
 const gw_pool_t *gw_run_pool(bool media)

@@ -189,6 +189,8 @@ void gw_run_abort(gw_job_t *job);
  * detection, which may take minutes). Sized from cfg on first use; NULL before. */
 void gw_run_pools_init(const gw_settings_t *cfg);
 const gw_pool_t *gw_run_pool(bool media);
+/* The daemon's 250 ms tick: an adaptive pool (MAX_SUBPROCESSES=0) samples idle CPU and moves its limit one step. */
+void gw_run_pools_tick(void);
 
 /* ---- source stages ---- */
 

@@ -3,6 +3,7 @@
 #include "handlers/app.h"
 #include "handlers/cli.h"
 #include "handlers/errors.h"
+#include "handlers/job.h"
 #include "handlers/local_analyzer.h"
 #include "handlers/metrics.h"
 #include "handlers/migrate.h"
@@ -113,6 +114,7 @@ static void on_tick(uv_timer_t *t)
     daemon_t *d = (daemon_t *)((char *)t - offsetof(daemon_t, tick));
     gw_pg_tick(d->app.pg);
     gw_queue_tick(d->app.queue);
+    gw_run_pools_tick();
     if (d->app.draining && !d->finished)
         shutdown_step(d);
 }

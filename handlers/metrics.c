@@ -342,9 +342,13 @@ static void render_pool(gw_app_t *app, gw_buf_t *b)
 {
     gw_run_pools_init(app->cfg); /* sized at the first job or scrape, whichever comes first */
     static const char *const names[2] = {"main", "media"};
-    metric(b, "glint_subprocess_pool_size", "gauge", "Subprocesses a pool lets run at once (0 = unlimited).");
+    metric(b, "glint_subprocess_pool_size", "gauge", "Subprocesses a pool lets run at once at most (0 = unlimited).");
     for (int i = 0; i < 2; i++)
         gw_buf_printf(b, "glint_subprocess_pool_size{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->size : 0);
+    metric(b, "glint_subprocess_pool_limit", "gauge",
+           "Subprocesses a pool lets run at once right now: an adaptive pool moves it between the usable CPUs and its size.");
+    for (int i = 0; i < 2; i++)
+        gw_buf_printf(b, "glint_subprocess_pool_limit{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->limit : 0);
     metric(b, "glint_subprocess_pool_busy", "gauge", "Subprocesses running (slots taken).");
     for (int i = 0; i < 2; i++)
         gw_buf_printf(b, "glint_subprocess_pool_busy{pool=\"%s\"} %u\n", names[i], gw_run_pool(i) ? gw_run_pool(i)->busy : 0);

@@ -183,7 +183,7 @@ for path, kind, owner, spec in pods:
         # memory: the worker, the pools' subprocesses at their measured size, an in-memory work volume
         cpus = cpu_count(c["resources"]["limits"].get("cpu"))
         main = int(env.get("MAX_SUBPROCESSES") or default("MAX_SUBPROCESSES"))
-        main = 2 * cpus if main == 0 else main
+        main = 2 * cpus if main == 0 else main  # the adaptive default's most
         media = int(env.get("MAX_MEDIA_SUBPROCESSES") or default("MAX_MEDIA_SUBPROCESSES"))
         media = max(1, main // 2) if media == 0 else media
         if ok(cpus > 0 and main > 0 and media > 0, "%s: bounded subprocess pools (%d + %d; CPU limit %d)" % (where, main, media, cpus)):

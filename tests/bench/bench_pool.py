@@ -67,19 +67,25 @@ if len(cpus) > 2:
     os.sched_setaffinity(0, cpus[:2])  # the worker and its children inherit it: "2 cores"
 
 
-def descendants(root):
-    kids = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
+def children(pid):
+    """pid's children, from each of its threads' /proc children list: reading the tree costs a few reads per process
+    in it, not a scan of every process on the machine (the CPUs it would take are the ones measured)."""
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
             try:
-                with open("/proc/%s/stat" % d) as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                kids.setdefault(ppid, []).append(int(d))
-            except (OSError, IndexError, ValueError):
+                out += [int(x) for x in _read("/proc/%d/task/%s/children" % (pid, tid)).split()]
+            except OSError:
                 pass
+    except OSError:
+        pass
+    return out
+
+
+def descendants(root):
     out, todo = [], [root]
     while todo:
-        for k in kids.get(todo.pop(), []):
+        for k in children(todo.pop()):
             out.append(k)
             todo.append(k)
     return out
@@ -136,6 +142,34 @@ def children_cpu_s(pid):
     """CPU seconds of the worker's reaped subprocesses (cutime + cstime): what the jobs' yt-dlp runs cost."""
     f = _read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()
     return (int(f[13]) + int(f[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s(pid):
+    """CPU seconds pid itself has used (utime + stime)."""
+    f = _read("/proc/%d/stat" % pid).rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_s():
+    """CPU seconds of every PostgreSQL process alive now, plus those its postmasters reaped."""
+    total = 0.0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if _read("/proc/%s/comm" % d).strip() != "postgres":
+                    continue
+                f = _read("/proc/%s/stat" % d).rsplit(")", 1)[1].split()
+                total += sum(int(x) for x in f[11:15]) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+    return total
+
+
+def bench_cpu_s():
+    """This script (page server, samplers, probes), the Gemini stand-in and PostgreSQL: the CPU the measured worker and
+    its subprocesses did not get."""
+    t = os.times()
+    return t.user + t.system + own_cpu_s(gem.proc.pid) + postgres_cpu_s()
 
 
 def percentile(xs, q):
@@ -195,13 +229,13 @@ def run(label, jobs, gemini_ms, **env):
         th = threading.Thread(target=sample)
         th.start()
         t0 = time.perf_counter()
-        cpu0 = machine_cpu()
+        cpu0, other0, self0, script0 = machine_cpu(), bench_cpu_s(), own_cpu_s(w.proc.pid), sum(os.times()[:2])
         db.q("INSERT INTO analysis_jobs (user_id, video_url) SELECT gen_random_uuid(), %s || '/p' || (i %% 200) || '.html'"
              " FROM generate_series(0, %s - 1) AS i", base, jobs)
         wait_for(lambda: db.one("SELECT count(*) FROM analysis_jobs WHERE status IN ('COMPLETED','FAILED')") == jobs,
                  3600, 0.05)
         wall = time.perf_counter() - t0
-        cpu1 = machine_cpu()
+        cpu1, other1, self1, script1 = machine_cpu(), bench_cpu_s(), own_cpu_s(w.proc.pid), sum(os.times()[:2])
         kids_s = children_cpu_s(w.proc.pid)
         stop[0] = True
         th.join()
@@ -212,7 +246,7 @@ def run(label, jobs, gemini_ms, **env):
         w = None
         return {"label": label, "wall": wall, "procs": peak_n[0], "rss_mb": peak_rss[0] / 1024.0, "failed": failed,
                 "jobs": jobs, "idle_kb": idle_kb, "self_kb": peak_self[0], "busy": busy[0],
-                "kids_s": kids_s, "busy_pct": 100.0 * (cpu1[0] - cpu0[0]) / max(1, cpu1[1] - cpu0[1]),
+                "kids_s": kids_s, "worker_s": self1 - self0, "other_s": other1 - other0, "script_s": script1 - script0, "busy_pct": 100.0 * (cpu1[0] - cpu0[0]) / max(1, cpu1[1] - cpu0[1]),
                 "queued": queued[0], "queued_kb": queued_kb[0], "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99), "max": max(lat or [0])}
     finally:
         if w:
@@ -246,13 +280,16 @@ finally:
 
 ncpu = len(os.sched_getaffinity(0))
 print("\n| settings | wall time | yt-dlp processes at once | their peak RSS | subprocess CPU per job; CPU floor | CPUs busy |"
-      " worker RSS idle -> peak (jobs claimed) | /health p50 / p99 / max | failed |\n|---|---|---|---|---|---|---|---|---|")
+      " worker CPU; bench (its script), stand-in and PostgreSQL CPU | worker RSS idle -> peak (jobs claimed) | /health p50 / p99 / max |"
+      " failed |\n|---|---|---|---|---|---|---|---|---|---|")
 for r in rows + long_rows:
-    print("| %s, %d jobs | %.1f s | %d | %.0f MB | %.2f s; %.1f s | %.0f %% | %.1f -> %.1f MB (%d) | %.2f / %.2f / %.1f ms | %d |" % (
-        r["label"], r["jobs"], r["wall"], r["procs"], r["rss_mb"], r["kids_s"] / r["jobs"], r["kids_s"] / ncpu,
-        r["busy_pct"], r["idle_kb"] / 1024.0, r["self_kb"] / 1024.0, r["busy"], r["p50"], r["p99"], r["max"], r["failed"]))
-print("CPU floor = the subprocesses' CPU seconds / %d CPUs: no schedule finishes sooner; a run at ~100 %% busy is CPU-bound"
-      % ncpu)
+    print("| %s, %d jobs | %.1f s | %d | %.0f MB | %.2f s; %.1f s | %.0f %% | %.2f s; %.1f s (%.1f s) | %.1f -> %.1f MB (%d) |"
+          " %.2f / %.2f / %.1f ms | %d |" % (
+              r["label"], r["jobs"], r["wall"], r["procs"], r["rss_mb"], r["kids_s"] / r["jobs"], r["kids_s"] / ncpu,
+              r["busy_pct"], r["worker_s"], r["other_s"], r["script_s"], r["idle_kb"] / 1024.0, r["self_kb"] / 1024.0, r["busy"], r["p50"],
+              r["p99"], r["max"], r["failed"]))
+print("CPU floor = the subprocesses' CPU seconds / %d CPUs: no schedule finishes sooner; a run at ~100 %% busy is CPU-bound."
+      " The bench's own CPU (page server, samplers), the Gemini stand-in's and PostgreSQL's share the same CPUs" % ncpu)
 eight = next((r for r in rows if r["label"].startswith("MAX_CONCURRENT_JOBS=8,")), None)
 new = rows[-1]
 if eight:
