@@ -352,6 +352,14 @@ static unsigned pool_size(long configured, unsigned automatic)
     return configured < 0 ? 0 : configured == 0 ? automatic : (unsigned)configured; /* 0 = unlimited for the pool */
 }
 
+/* Media runs hold at most the main pool's limit - 1 (when it has two slots or more), as it moves: short runs always
+ * find a slot, even when the adaptive limit sits at its floor. */
+static void media_follows_main(void)
+{
+    if (pools[0].floor != 0 && pools[1].size != 0)
+        gw_pool_set_limit(&pools[1], pools[0].limit > 1 ? pools[0].limit - 1 : 1);
+}
+
 void gw_run_pools_init(const gw_settings_t *cfg)
 {
     if (pools_ready)
@@ -372,6 +380,7 @@ void gw_run_pools_init(const gw_settings_t *cfg)
     gw_pool_init(&pools[1], media_size);
     pools[0].on_wait = pools[1].on_wait = on_pool_wait;
     gw_cpu_meter_init(&cpu_meter, "/sys/fs/cgroup", "/proc/stat");
+    media_follows_main();
     pools_ready = true;
     if (pools[0].floor != 0)
         gw_info("subprocess pool: %u to %u at once, adapting to idle CPU; of them media runs %u (%u usable CPUs)", pools[0].floor,
@@ -385,11 +394,14 @@ void gw_run_pools_tick(void)
 {
     if (!pools_ready || pools[0].floor == 0)
         return;
-    if (pools[0].head == NULL && pools[0].limit == pools[0].floor) {
+    /* media runs held back by their share of the main limit want it higher too */
+    bool media_wants = pools[1].head != NULL && pools[1].busy >= pools[1].limit && pools[1].limit < pools[1].size;
+    if (pools[0].head == NULL && !media_wants && pools[0].limit == pools[0].floor) {
         gw_cpu_meter_reset(&cpu_meter); /* nothing to decide: no sampling while idle */
         return;
     }
-    gw_pool_adapt(&pools[0], gw_cpu_meter_spare(&cpu_meter, uv_hrtime()));
+    gw_pool_adapt(&pools[0], gw_cpu_meter_spare(&cpu_meter, uv_hrtime()), media_wants);
+    media_follows_main();
 }
 
 const gw_pool_t *gw_run_pool(bool media)

@@ -106,14 +106,23 @@ void gw_pool_resize(gw_pool_t *p, unsigned size)
     grant(p);
 }
 
-unsigned gw_pool_adapt(gw_pool_t *p, double spare_cpus)
+void gw_pool_set_limit(gw_pool_t *p, unsigned limit)
+{
+    if (p->size == 0)
+        return;
+    p->limit = limit < 1 ? 1 : limit > p->size ? p->size : limit;
+    grant(p);
+}
+
+unsigned gw_pool_adapt(gw_pool_t *p, double spare_cpus, bool wanted)
 {
     if (p->floor == 0 || spare_cpus < 0)
         return p->limit;
-    if (spare_cpus >= 0.5 && p->head != NULL && p->busy >= p->limit && p->limit < p->size) {
+    wanted = wanted || (p->head != NULL && p->busy >= p->limit);
+    if (spare_cpus >= 0.5 && wanted && p->limit < p->size) {
         p->limit++;
         grant(p);
-    } else if (p->limit > p->floor && (spare_cpus < 0.25 || (p->head == NULL && p->busy < p->limit))) {
+    } else if (p->limit > p->floor && (spare_cpus < 0.25 || (!wanted && p->head == NULL && p->busy < p->limit))) {
         p->limit--; /* saturated, or a slot unused with nobody waiting; runs above the new limit finish undisturbed */
     }
     return p->limit;

@@ -42,12 +42,15 @@ void gw_pool_cancel(gw_pool_t *p, gw_pool_waiter_t *w);
 void gw_pool_release(gw_pool_t *p);
 /* Changes the size (a fixed pool's limit); new free slots go to waiters at once. */
 void gw_pool_resize(gw_pool_t *p, unsigned size);
-/* One step of an adaptive pool, given the CPUs that stayed idle since the last step (< 0: unknown, nothing changes).
+/* Caps a pool below its size for now (1 <= limit <= size; no-op for an unlimited pool); new free slots go to waiters. */
+void gw_pool_set_limit(gw_pool_t *p, unsigned limit);
+/* One step of an adaptive pool, given the CPUs that stayed idle since the last step (< 0: unknown, nothing changes)
+ * and whether runs outside its own queue wait for a higher limit (wanted; a pool whose limit follows this one's).
  * Subprocesses here are mostly CPU-bound (yt-dlp is Python), and more of them than CPUs only slows each one down;
  * but a run waiting on the network leaves its CPU idle. So: one slot more while runs wait and at least half a CPU
- * stayed idle with every slot taken; one slot less (down to floor) when the CPUs were saturated or a slot went unused
- * with nobody waiting. A no-op for a fixed pool. Returns the limit now. */
-unsigned gw_pool_adapt(gw_pool_t *p, double spare_cpus);
+ * stayed idle with every slot taken (or wanted); one slot less (down to floor) when the CPUs were saturated or a slot
+ * went unused with nobody waiting. A no-op for a fixed pool. Returns the limit now. */
+unsigned gw_pool_adapt(gw_pool_t *p, double spare_cpus, bool wanted);
 
 /* CPU idle time, sampled: how many CPUs of those this process may use stayed idle between two samples. With a cgroup
  * quota, the quota minus the cgroup's own usage (cpu.stat usage_usec in v2, cpuacct.usage in v1); without one, the

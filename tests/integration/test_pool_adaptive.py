@@ -1,8 +1,8 @@
 """The default subprocess pool adapts (MAX_SUBPROCESSES=0): it starts at the CPUs the worker may use and, while runs
 wait and CPU stays idle (here every yt-dlp run sleeps FAKE_YTDLP_DELAY_MS, as a run waiting on YouTube would), grows
-one slot per 250 ms tick up to twice that, never beyond; when the queue is gone it steps back to the floor. /metrics
-shows the limit next to the size. The production binary with the fake yt-dlp and the Gemini stand-in, real
-PostgreSQL. (The CPU-bound case, where it stays at the floor, is measured by tests/bench/bench_pool.py.)"""
+one slot per 250 ms tick up to twice that, never beyond; when the queue is gone it steps back to the floor. Media runs
+stay capped at the main limit - 1. /metrics shows the limit next to the size. The production binary with the fake
+yt-dlp and the Gemini stand-in, real PostgreSQL. (The CPU-bound case, where it stays at the floor, is measured by tests/bench/bench_pool.py.)"""
 import os
 import tempfile
 import threading
@@ -21,11 +21,9 @@ w = None
 JOBS = 16
 
 
-def pool_metric(name):
-    _, text, _ = w.http("GET", "/metrics")
-    for line in text.splitlines():
-        if line.startswith('glint_subprocess_pool_%s{pool="main"}' % name):
-            return int(float(line.rsplit(" ", 1)[1]))
+def pool_metric(name, pool="main"):
+    v = w.metric('glint_subprocess_pool_%s{pool="%s"}' % (name, pool))
+    return int(v) if v is not None else None
 
 
 try:
@@ -37,6 +35,8 @@ try:
     floor, size = pool_metric("limit"), pool_metric("size")
     check(floor is not None and floor >= 1 and size == 2 * floor,
           "adaptive by default: limit %s starts at the usable CPUs, size %s twice that" % (floor, size))
+    check(pool_metric("limit", "media") == max(1, floor - 1) and pool_metric("size", "media") == max(1, floor),
+          "media runs capped at the main limit - 1 (%s of %s)" % (pool_metric("limit", "media"), pool_metric("size", "media")))
     with open(w.log_path) as f:
         check("adapting to idle CPU" in f.read(), "the startup log says the pool adapts")
 
@@ -68,6 +68,7 @@ try:
     print("fixed pool of %d: >= %.1f s of yt-dlp runs; took %.1f s" % (floor, JOBS / floor * 1.5, took))
     check(wait_for(lambda: pool_metric("limit") == floor and pool_metric("busy") == 0 and pool_metric("queued") == 0, 10),
           "queue gone: back to the floor, every slot free (limit %s)" % pool_metric("limit"))
+    check(pool_metric("limit", "media") == max(1, floor - 1), "the media cap followed it back")
 finally:
     if w:
         w.stop()

@@ -182,26 +182,26 @@ static void test_adaptive(void)
     memset(w, 0, sizeof(w));
     grants = 0;
     CHECK(gw_pool_acquire(&p, &w[0].w, on_grant, &w[0]));
-    CHECK_INT(gw_pool_adapt(&p, 1.5), 2); /* idle CPU but nobody waits: no growth */
+    CHECK_INT(gw_pool_adapt(&p, 1.5, false), 2); /* idle CPU but nobody waits: no growth */
     CHECK(gw_pool_acquire(&p, &w[1].w, on_grant, &w[1]));
     for (int i = 2; i < 6; i++)
         CHECK(!gw_pool_acquire(&p, &w[i].w, on_grant, &w[i]));
-    CHECK_INT(gw_pool_adapt(&p, -1), 2);  /* unknown: nothing changes */
-    CHECK_INT(gw_pool_adapt(&p, 0.4), 2); /* less than half a CPU idle: no growth, no shrink */
-    CHECK_INT(gw_pool_adapt(&p, 0.9), 3); /* a step, and the first waiter is granted at once */
+    CHECK_INT(gw_pool_adapt(&p, -1, false), 2);  /* unknown: nothing changes */
+    CHECK_INT(gw_pool_adapt(&p, 0.4, false), 2); /* less than half a CPU idle: no growth, no shrink */
+    CHECK_INT(gw_pool_adapt(&p, 0.9, false), 3); /* a step, and the first waiter is granted at once */
     CHECK_INT(w[2].granted_as, 1);
     CHECK_INT(p.busy, 3);
-    CHECK_INT(gw_pool_adapt(&p, 1.2), 4);
+    CHECK_INT(gw_pool_adapt(&p, 1.2, false), 4);
     CHECK_INT(w[3].granted_as, 2);
-    CHECK_INT(gw_pool_adapt(&p, 2.0), 4); /* the size is the ceiling */
+    CHECK_INT(gw_pool_adapt(&p, 2.0, false), 4); /* the size is the ceiling */
     CHECK_INT(p.busy, 4);
-    CHECK_INT(gw_pool_adapt(&p, 0.1), 3); /* saturated: a step down; running ones finish, none is stopped */
+    CHECK_INT(gw_pool_adapt(&p, 0.1, false), 3); /* saturated: a step down; running ones finish, none is stopped */
     CHECK_INT(p.busy, 4);
     gw_pool_release(&p);
     CHECK_INT(p.busy, 3);
     CHECK_INT(w[4].granted_as, 0); /* busy == limit: the waiter stays queued */
-    CHECK_INT(gw_pool_adapt(&p, 0), 2);
-    CHECK_INT(gw_pool_adapt(&p, 0), 2); /* never below the floor */
+    CHECK_INT(gw_pool_adapt(&p, 0, false), 2);
+    CHECK_INT(gw_pool_adapt(&p, 0, false), 2); /* never below the floor */
     gw_pool_release(&p);
     gw_pool_release(&p);
     CHECK_INT(w[4].granted_as, 3); /* busy 1 < 2: FIFO order kept */
@@ -216,20 +216,53 @@ static void test_adaptive(void)
     memset(w, 0, sizeof(w));
     CHECK(gw_pool_acquire(&p, &w[0].w, on_grant, &w[0]));
     CHECK(!gw_pool_acquire(&p, &w[1].w, on_grant, &w[1]));
-    CHECK_INT(gw_pool_adapt(&p, 1.0), 2);
+    CHECK_INT(gw_pool_adapt(&p, 1.0, false), 2);
     CHECK_INT(p.busy, 2);
-    CHECK_INT(gw_pool_adapt(&p, 1.0), 2); /* every slot in use, nobody waiting: stays */
+    CHECK_INT(gw_pool_adapt(&p, 1.0, false), 2); /* every slot in use, nobody waiting: stays */
     gw_pool_release(&p);
-    CHECK_INT(gw_pool_adapt(&p, 1.0), 1); /* a slot unused with nobody waiting: a step back */
+    CHECK_INT(gw_pool_adapt(&p, 1.0, false), 1); /* a slot unused with nobody waiting: a step back */
     gw_pool_release(&p);
-    CHECK_INT(gw_pool_adapt(&p, 1.0), 1);
+    CHECK_INT(gw_pool_adapt(&p, 1.0, false), 1);
     CHECK_INT(p.busy, 0);
+
+    /* runs waiting outside the pool (a pool whose limit follows this one's) count as demand */
+    gw_pool_init_adaptive(&p, 2, 4);
+    memset(w, 0, sizeof(w));
+    CHECK(gw_pool_acquire(&p, &w[0].w, on_grant, &w[0]));
+    CHECK_INT(gw_pool_adapt(&p, 1.0, false), 2); /* a slot free, nobody waiting: stays at the floor */
+    CHECK_INT(gw_pool_adapt(&p, 1.0, true), 3);  /* wanted elsewhere: grows with a slot free here */
+    CHECK_INT(gw_pool_adapt(&p, 0.1, true), 2);  /* but not on saturated CPUs */
+    CHECK_INT(gw_pool_adapt(&p, 1.0, true), 3);
+    CHECK_INT(gw_pool_adapt(&p, 1.0, false), 2); /* no longer wanted and slots unused: back */
+    gw_pool_release(&p);
+
+    gw_pool_t m; /* a fixed pool capped below its size for now, as the media pool follows the main one */
+    gw_pool_init(&m, 2);
+    memset(w, 0, sizeof(w));
+    grants = 0;
+    gw_pool_set_limit(&m, 1);
+    CHECK_INT(m.limit, 1);
+    CHECK(gw_pool_acquire(&m, &w[0].w, on_grant, &w[0]));
+    CHECK(!gw_pool_acquire(&m, &w[1].w, on_grant, &w[1]));
+    gw_pool_set_limit(&m, 5); /* clamped to the size; the waiter gets the slot now free */
+    CHECK_INT(m.limit, 2);
+    CHECK_INT(w[1].granted_as, 1);
+    gw_pool_set_limit(&m, 0); /* at least 1 */
+    CHECK_INT(m.limit, 1);
+    gw_pool_release(&m);
+    gw_pool_release(&m);
+    gw_pool_t u;
+    gw_pool_init(&u, 0);
+    gw_pool_set_limit(&u, 3); /* unlimited stays unlimited */
+    CHECK_INT(u.size, 0);
+    CHECK(gw_pool_acquire(&u, &w[2].w, on_grant, &w[2]));
+    CHECK(gw_pool_acquire(&u, &w[3].w, on_grant, &w[3]));
 
     gw_pool_t f; /* a fixed pool ignores the samples */
     gw_pool_init(&f, 3);
     CHECK_INT(f.limit, 3);
-    CHECK_INT(gw_pool_adapt(&f, 2.0), 3);
-    CHECK_INT(gw_pool_adapt(&f, 0), 3);
+    CHECK_INT(gw_pool_adapt(&f, 2.0, false), 3);
+    CHECK_INT(gw_pool_adapt(&f, 0, false), 3);
     gw_pool_init_adaptive(&f, 4, 4); /* floor == size: nothing to adapt */
     CHECK_INT(f.floor, 0);
     CHECK_INT(f.limit, 4);
