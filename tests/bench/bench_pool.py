@@ -9,8 +9,9 @@ ones (50 job slots, default pool): wall time, most yt-dlp processes at once and 
 /proc every 100 ms), the subprocesses' CPU per job and the floor it sets (their CPU seconds / CPUs), how busy the CPUs
 were, the worker's own RSS (idle and peak, with the most jobs claimed at once) and GET /health latency sampled every
 50 ms during the run. BENCH_POOL_LONG=1 adds 200 jobs at 30 s per Gemini call: jobs per container-minute (8 slots, no
-pool, vs 200 slots + default pool). BENCH_JOBS overrides 50; BENCH_OLD_SLOTS
-(default 4,8,50) the old settings run."""
+pool, vs 200 slots + default pool; BENCH_POOL_LONG=pool: the pool row alone). BENCH_JOBS overrides 50;
+BENCH_OLD_SLOTS (default 4,8,50) the old settings run. The worker inherits the environment: MAX_SUBPROCESSES=4 fixes
+the "default" pool, to compare with the adaptive one."""
 import http.client
 import http.server
 import os
@@ -268,8 +269,9 @@ try:
     print(rows[-1], flush=True)
     long_rows = []
     if os.environ.get("BENCH_POOL_LONG"):
-        long_rows.append(run("MAX_CONCURRENT_JOBS=8, no pool", 200, 30000, MAX_CONCURRENT_JOBS=8, MAX_SUBPROCESSES=-1))
-        print(long_rows[-1], flush=True)
+        if os.environ["BENCH_POOL_LONG"] != "pool":
+            long_rows.append(run("MAX_CONCURRENT_JOBS=8, no pool", 200, 30000, MAX_CONCURRENT_JOBS=8, MAX_SUBPROCESSES=-1))
+            print(long_rows[-1], flush=True)
         long_rows.append(run("MAX_CONCURRENT_JOBS=200, default pool", 200, 30000, MAX_CONCURRENT_JOBS=200))
         print(long_rows[-1], flush=True)
 finally:
