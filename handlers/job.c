@@ -373,8 +373,10 @@ void gw_run_pools_init(const gw_settings_t *cfg)
         media_size = main_size - 1;
     else if (main_size == 1)
         media_size = 1;
-    if (cfg->max_subprocesses == 0) /* the default adapts: from the CPUs up to twice them, on measured idle CPU */
-        gw_pool_init_adaptive(&pools[0], cpus, main_size);
+    /* The default adapts, from the CPUs up to twice them, on measured idle CPU. Its floor is at least 2, so a download
+     * or scene detection never holds the only slot; on one CPU that is the fixed pool of 2. */
+    if (cfg->max_subprocesses == 0)
+        gw_pool_init_adaptive(&pools[0], cpus < 2 ? 2 : cpus, main_size);
     else
         gw_pool_init(&pools[0], main_size);
     gw_pool_init(&pools[1], media_size);

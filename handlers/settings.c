@@ -46,7 +46,7 @@ static const gw_config_var_t vars[] = {
         "jobs in flight per process; a job waiting on Gemini costs a few KB, subprocesses are bounded by MAX_SUBPROCESSES"),
     LNG("MAX_SUBPROCESSES", "0", -1, 4096, max_subprocesses,
         "yt-dlp/ffprobe/ffmpeg runs at once, shared by all jobs (FIFO); 0 = adaptive: as many as the CPUs the cgroup "
-        "quota or affinity allows, up to 2 x them while CPU stays idle with runs waiting; -1 = unlimited"),
+        "quota or affinity allows (at least 2), up to 2 x them while CPU stays idle with runs waiting; -1 = unlimited"),
     LNG("MAX_MEDIA_SUBPROCESSES", "0", -1, 4096, max_media_subprocesses,
         "long media runs at once (downloads, scene detection), counted within MAX_SUBPROCESSES and kept below it so "
         "short runs always find a slot: at most MAX_SUBPROCESSES - 1 (-1 = that); 0 = half of it (at least 1)"),
